@@ -1,0 +1,217 @@
+"""The one place that knows Ibis and its backends.
+
+Heavy reductions in cjlib are Ibis expressions. An :class:`Engine` runs them: DuckDB in-process by
+default, or Spark (local mode, a Spark Connect URL, or a session you already have) for data that
+outgrows one machine. Analyses never talk to a backend directly: they build expressions with
+:func:`as_table` and bring small results back with :meth:`Engine.to_pandas`.
+
+>>> from cjlib.engine import Engine, use_engine
+>>> eng = Engine.spark()                 # local[2]; or Engine.spark(remote="sc://host:15002")
+>>> with use_engine(eng):                # every cjlib call inside runs on Spark
+...     ...
+"""
+
+from __future__ import annotations
+
+import contextlib
+import itertools
+import os
+import warnings
+from collections.abc import Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # pragma: no cover
+    import ibis.expr.types as ir
+    import pandas as pd
+
+__all__ = ["Engine", "get_engine", "set_engine", "use_engine", "as_table"]
+
+_CSV_SUFFIXES = {".csv", ".tsv", ".txt", ".gz"}
+_PARQUET_SUFFIXES = {".parquet", ".pq"}
+_DUCKDB_SUFFIXES = {".duckdb", ".ddb", ".db"}
+_counter = itertools.count()
+
+
+class Engine:
+    """A backend connection that runs cjlib's expressions.
+
+    Use the constructors :meth:`duckdb` and :meth:`spark` rather than ``__init__``.
+    """
+
+    def __init__(self, con: Any, name: str) -> None:
+        self.con = con
+        self.name = name
+        self._attached: dict[str, str] = {}
+
+    def __repr__(self) -> str:
+        return f"Engine({self.name})"
+
+    # -- constructors ----------------------------------------------------------------------------
+    @classmethod
+    def duckdb(cls, database: str | os.PathLike = ":memory:", *, threads: int | None = None,
+               memory_limit: str | None = None) -> Engine:
+        """DuckDB in-process, session time zone UTC."""  # fmt: skip
+        import ibis
+
+        kwargs: dict[str, Any] = {}
+        if threads is not None:
+            kwargs["threads"] = int(threads)
+        if memory_limit is not None:
+            kwargs["memory_limit"] = str(memory_limit)
+        con = ibis.duckdb.connect(str(database), **kwargs)
+        con.raw_sql("SET TimeZone = 'UTC'")
+        return cls(con, "duckdb")
+
+    @classmethod
+    def spark(cls, session: Any = None, *, remote: str | None = None, master: str = "local[2]",
+              shuffle_partitions: int = 4) -> Engine:
+        """Spark through Ibis: an existing ``SparkSession``, a Spark Connect URL, or local mode.
+
+        The session time zone is set to UTC (timestamps in cjlib are UTC). Needs the ``spark``
+        extra (``pip install 'cjlib[spark]'``) and Java 17 for local mode.
+        """  # fmt: skip
+        try:
+            import ibis
+            from pyspark.sql import SparkSession
+        except ImportError as exc:  # pragma: no cover - depends on the environment
+            raise ImportError("Engine.spark needs pyspark: pip install 'cjlib[spark]'") from exc
+        warnings.filterwarnings("ignore", module=r"pyspark\..*")
+        if session is None:
+            builder = SparkSession.builder
+            if remote:
+                builder = builder.remote(remote)
+            else:
+                builder = (
+                    builder.master(master)
+                    .appName("cjlib")
+                    .config("spark.ui.enabled", "false")
+                    .config("spark.ui.showConsoleProgress", "false")
+                    .config("spark.sql.shuffle.partitions", str(int(shuffle_partitions)))
+                    .config("spark.driver.memory", os.environ.get("CJLIB_SPARK_MEMORY", "2g"))
+                )
+            builder = builder.config("spark.sql.session.timeZone", "UTC")
+            session = builder.getOrCreate()
+            if not remote:
+                session.sparkContext.setLogLevel("ERROR")
+        else:
+            session.conf.set("spark.sql.session.timeZone", "UTC")
+        return cls(ibis.pyspark.connect(session), "pyspark")
+
+    # -- reading -------------------------------------------------------------------------------
+    def read(self, source: Any, *, table: str | None = None) -> ir.Table:
+        """An Ibis table for ``source``: DataFrame, Ibis table, CSV/Parquet path, DuckDB file.
+
+        Reading never modifies the source. ``table`` names the table inside a DuckDB file.
+        """
+        import ibis
+        import pandas as pd
+
+        if hasattr(source, "expr") and hasattr(source, "report"):  # a LoadedTable
+            return source.expr
+        if isinstance(source, ibis.Table):
+            return source
+        if isinstance(source, pd.DataFrame):
+            return ibis.memtable(source)
+        if not isinstance(source, (str, os.PathLike)):
+            raise TypeError(
+                "source must be a path (CSV, Parquet, DuckDB file), a pandas DataFrame or an Ibis "
+                f"table, got {type(source).__name__}"
+            )
+        path = Path(source)
+        if not path.exists():
+            raise FileNotFoundError(f"source {str(path)!r} does not exist")
+        suffixes = {s.lower() for s in path.suffixes}
+        if path.is_dir() or suffixes & _PARQUET_SUFFIXES:
+            target = str(path / "*.parquet") if path.is_dir() else str(path)
+            return self.con.read_parquet(target)
+        if suffixes & _DUCKDB_SUFFIXES:
+            return self._read_duckdb_file(path, table)
+        if suffixes & _CSV_SUFFIXES:
+            return self._read_csv(path)
+        raise ValueError(
+            f"source {str(path)!r}: unknown file type; use .csv/.tsv, .parquet or .duckdb"
+        )
+
+    def _read_csv(self, path: Path) -> ir.Table:
+        if self.name == "duckdb":
+            # all_varchar: the loader parses types itself so bad values are reported, not guessed
+            return self.con.read_csv(str(path), all_varchar=True)
+        return self.con.read_csv(str(path), header=True, inferSchema=False)
+
+    def _read_duckdb_file(self, path: Path, table: str | None) -> ir.Table:
+        if not table:
+            raise ValueError(f"source {str(path)!r} is a DuckDB database: pass table=<name>")
+        if self.name == "duckdb":
+            key = str(path.resolve())
+            if key not in self._attached:
+                alias = f"cjlib_src_{next(_counter)}"
+                self.con.attach(key, name=alias, read_only=True)
+                self._attached[key] = alias
+            alias = self._attached[key]
+            if table not in self.con.list_tables(database=alias):
+                raise ValueError(f"table {table!r} not found in {str(path)!r}; tables: "
+                                 f"{self.con.list_tables(database=alias)}")  # fmt: skip
+            return self.con.table(table, database=alias)
+        import duckdb
+        import ibis
+
+        with duckdb.connect(str(path), read_only=True) as src:
+            return ibis.memtable(src.table(table).arrow())
+
+    # -- running ---------------------------------------------------------------------------------
+    def to_pandas(self, expr: ir.Expr, *, limit: int | None = None) -> pd.DataFrame:
+        """Execute ``expr`` here and return pandas (a DataFrame, Series or scalar)."""
+        return self.con.to_pandas(expr, limit=limit)
+
+    def materialize(self, expr: ir.Table, *, prefix: str = "cjlib") -> ir.Table:
+        """Compute ``expr`` once and keep it in the engine (temp table / Spark cache)."""
+        name = f"{prefix}_{os.getpid()}_{next(_counter)}"
+        if self.name == "duckdb":
+            return self.con.create_table(name, expr, temp=True)
+        return expr.cache()
+
+    def release(self, table: ir.Table) -> None:
+        """Drop a table made by :meth:`materialize` (errors ignored: it may be gone already)."""
+        with contextlib.suppress(Exception):
+            if self.name == "duckdb":
+                self.con.drop_table(table.get_name(), force=True)
+            else:
+                table.release()
+
+
+_default: Engine | None = None
+
+
+def get_engine() -> Engine:
+    """The current engine (an in-memory DuckDB, created on first use)."""
+    global _default
+    if _default is None:
+        _default = Engine.duckdb()
+    return _default
+
+
+def set_engine(engine: Engine) -> None:
+    """Make ``engine`` the default for every cjlib call that is not given one."""
+    global _default
+    if not isinstance(engine, Engine):
+        raise TypeError(f"engine must be a cjlib Engine, got {type(engine).__name__}")
+    _default = engine
+
+
+@contextlib.contextmanager
+def use_engine(engine: Engine) -> Iterator[Engine]:
+    """Run the block with ``engine`` as the default, then restore the previous one."""
+    global _default
+    previous = _default
+    set_engine(engine)
+    try:
+        yield engine
+    finally:
+        _default = previous
+
+
+def as_table(data: Any, engine: Engine | None = None) -> tuple[ir.Table, Engine]:
+    """The Ibis table behind ``data`` (LoadedTable, Ibis table or DataFrame) and its engine."""
+    engine = engine or getattr(data, "engine", None) or get_engine()
+    return engine.read(data), engine
