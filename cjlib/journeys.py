@@ -1,0 +1,271 @@
+"""Events -> stages, stage steps, sequences, paths and transitions (engine expressions).
+
+Journeys are not linear: customers go back and forth. Everything here works on *stage steps*:
+each customer's events mapped to stages by a :class:`~cjlib.stages.StageModel`, ordered by time
+(ties broken by stage order, then event name, so every engine gives the same order), with
+consecutive repeats of a stage collapsed into one step unless ``collapse=False``.
+
+From the steps come:
+
+- :func:`stage_sequences`: each customer's stage path, furthest stage and regressions;
+- :func:`stage_paths`: the distinct stage paths with their counts;
+- :func:`stage_transitions`: counts of every (from stage -> to stage) move, with ``(start)`` and
+  ``(end)``, each classed as progression, skip, regression or repeat;
+- :func:`furthest_stage`: how many customers got how far.
+
+The reductions run in the engine (DuckDB or Spark) and only small tables come back, except
+:func:`stage_sequences`, which returns one row per customer.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import pandas as pd
+
+from cjlib.engine import Engine, as_table
+from cjlib.schema import SchemaError
+from cjlib.stages import StageModel, five_stage
+from cjlib.stats import wilson_interval
+
+if TYPE_CHECKING:  # pragma: no cover
+    import ibis.expr.types as ir
+
+__all__ = ["with_stages", "stage_steps", "stage_sequences", "stage_paths", "stage_transitions",
+           "furthest_stage", "stage_coverage", "START", "END"]  # fmt: skip
+
+START, END = "(start)", "(end)"
+_ORDER = ("timestamp", "stage_index", "event")
+
+
+def _model(stages: StageModel | None) -> StageModel:
+    if stages is None:
+        return five_stage()
+    if not isinstance(stages, StageModel):
+        raise TypeError(f"stages must be a StageModel, got {type(stages).__name__}")
+    return stages
+
+
+def with_stages(events: Any, stages: StageModel | None = None, *,
+                engine: Engine | None = None) -> ir.Table:
+    """``events`` plus ``stage`` and ``stage_index`` (0 = earliest; null when unmapped).
+
+    A ``stage`` column already in the events wins over the event mapping; its values may be stage
+    names or aliases (``Zakup``, ``购买``...). Values that are neither raise :class:`SchemaError`.
+    """  # fmt: skip
+    import ibis
+
+    model = _model(stages)
+    t, engine = as_table(events, engine)
+    name = t.event.lower().re_replace(r"[\s\-]+", "_")
+    cases = []
+    for stage in model.stages:
+        names = sorted(e for e, s in model.events.items() if s == stage)
+        if names:
+            cases.append((name.isin(names), stage))
+    cases += [(name.re_search(pattern), stage) for pattern, stage in model.patterns]
+    mapped = ibis.cases(*cases, else_=ibis.null("string")) if cases else ibis.null("string")
+    if "stage" in t.columns:
+        given = engine.to_pandas(t.select("stage").distinct())["stage"].dropna().tolist()
+        resolved, unknown = {}, []
+        for label in given:
+            try:
+                resolved[label] = model.resolve(label)
+            except KeyError:
+                unknown.append(label)
+        if unknown:
+            raise SchemaError("events", "stage", f"values that are not stages of "
+                              f"{model.name} {list(model.stages)}: {sorted(map(str, unknown))[:10]}",
+                              count=len(unknown), hint="add them as aliases or drop the column")  # fmt: skip
+        from_column = ibis.cases(*[(t.stage == k, v) for k, v in resolved.items()],
+                                 else_=ibis.null("string")) if resolved else ibis.null("string")  # fmt: skip
+        mapped = from_column.coalesce(mapped)
+    t = t.mutate(stage=mapped)
+    index = ibis.cases(*[(t.stage == s, i) for i, s in enumerate(model.stages)],
+                       else_=ibis.null("int64"))  # fmt: skip
+    return t.mutate(stage_index=index.cast("int64"))
+
+
+def stage_steps(events: Any, stages: StageModel | None = None, *, collapse: bool = True,
+                engine: Engine | None = None) -> ir.Table:
+    """One row per stage step: ``customer_id, timestamp, event, stage, stage_index, step,
+    prev_index``; unmapped events are left out. ``step`` counts from 1 within each customer."""
+    import ibis
+
+    t = with_stages(events, stages, engine=engine)
+    t = t.filter(t.stage_index.notnull()).select("customer_id", "timestamp", "event", "stage",
+                                                 "stage_index")  # fmt: skip
+    window = ibis.window(group_by="customer_id", order_by=list(_ORDER))
+    if collapse:
+        t = t.mutate(prev_index=t.stage_index.lag().over(window))
+        t = t.filter(t.prev_index.isnull() | (t.prev_index != t.stage_index)).drop("prev_index")
+    window = ibis.window(group_by="customer_id", order_by=list(_ORDER))
+    return t.mutate(step=(ibis.row_number().over(window) + 1).cast("int64"),
+                    prev_index=t.stage_index.lag().over(window))  # fmt: skip
+
+
+def _customer_paths(steps: ir.Table) -> ir.Table:
+    """Per customer: ``path`` ('a > b > c'), ``n_steps``, ``furthest_index``, ``regressions``."""
+    # ordered string aggregation is not portable (Spark has no ORDER BY in collect), so each step
+    # is keyed by its zero-padded number, the array is sorted, and the keys are stripped again
+    key = steps.step.cast("string").lpad(9, "0") + "|" + steps.stage
+    regression = steps.prev_index.notnull() & (steps.stage_index < steps.prev_index)
+    per = steps.group_by("customer_id").aggregate(
+        keys=key.collect(),
+        n_steps=steps.count(),
+        furthest_index=steps.stage_index.max(),
+        regressions=regression.cast("int64").sum(),
+    )
+    path = per.keys.sort().join(" > ").re_replace(r"[0-9]{9}\|", "")
+    return per.mutate(path=path).drop("keys")
+
+
+def stage_sequences(events: Any, stages: StageModel | None = None, *, collapse: bool = True,
+                    engine: Engine | None = None) -> pd.DataFrame:
+    """Each customer's stage path: ``customer_id, path, n_steps, furthest_stage, regressions``.
+
+    One row per customer with at least one mapped event, sorted by ``customer_id``.
+    """  # fmt: skip
+    model = _model(stages)
+    steps = stage_steps(events, model, collapse=collapse, engine=engine)
+    _, engine = as_table(events, engine)
+    out = engine.to_pandas(_customer_paths(steps).order_by("customer_id"))
+    out["furthest_stage"] = [model.stages[int(i)] for i in out.pop("furthest_index")]
+    out["n_steps"] = out["n_steps"].astype("int64")
+    out["regressions"] = out["regressions"].astype("int64")
+    return out[["customer_id", "path", "n_steps", "furthest_stage", "regressions"]].reset_index(
+        drop=True
+    )
+
+
+def stage_paths(events: Any, stages: StageModel | None = None, *, top: int | None = 20,
+                collapse: bool = True, confidence: float = 0.95,
+                engine: Engine | None = None) -> pd.DataFrame:
+    """The most common stage paths: ``path, customers, share, share_low, share_high``.
+
+    ``share`` = customers with that exact path / customers with at least one mapped event, with a
+    Wilson interval. ``top=None`` returns every path.
+    """  # fmt: skip
+    model = _model(stages)
+    steps = stage_steps(events, model, collapse=collapse, engine=engine)
+    _, engine = as_table(events, engine)
+    per = _customer_paths(steps)
+    counts = per.group_by("path").aggregate(customers=per.count())
+    total = int(engine.to_pandas(per.count()))
+    counts = counts.order_by([counts.customers.desc(), counts.path])
+    out = engine.to_pandas(counts.limit(top) if top else counts)
+    out["customers"] = out["customers"].astype("int64")
+    out["share"] = out["customers"] / total
+    out["share_low"], out["share_high"] = wilson_interval(out["customers"], total,
+                                                          confidence=confidence)  # fmt: skip
+    return out.reset_index(drop=True)
+
+
+def _kind(src: int | None, dst: int | None) -> str:
+    if src is None:
+        return "start"
+    if dst is None:
+        return "end"
+    if dst == src:
+        return "repeat"
+    if dst == src + 1:
+        return "progression"
+    return "skip" if dst > src else "regression"
+
+
+def stage_transitions(events: Any, stages: StageModel | None = None, *, collapse: bool = True,
+                      confidence: float = 0.95, engine: Engine | None = None) -> pd.DataFrame:
+    """Counts of every stage-to-stage move, including ``(start)`` and ``(end)``.
+
+    Columns: ``from_stage, to_stage, kind, transitions, customers, share, share_low, share_high``.
+    ``share`` = transitions from ``from_stage`` to ``to_stage`` / all transitions out of
+    ``from_stage`` (ends included, so each row of the matrix sums to 1), with a Wilson interval.
+    ``customers`` counts distinct customers who made the move at least once.
+    """  # fmt: skip
+    import ibis
+
+    model = _model(stages)
+    steps = stage_steps(events, model, collapse=collapse, engine=engine)
+    _, engine = as_table(events, engine)
+    last = steps.mutate(is_last=steps.step == steps.step.max().over(group_by="customer_id"))
+    moves = steps.group_by(["prev_index", "stage_index"]).aggregate(
+        transitions=steps.count(), customers=steps.customer_id.nunique()
+    )
+    last = last.filter(last.is_last)
+    ends = (
+        last.group_by("stage_index")
+        .aggregate(transitions=last.count(), customers=last.customer_id.nunique())
+        .mutate(to_index=ibis.null("int64"))
+        .rename(prev_index="stage_index")
+    )
+    moves = moves.rename(to_index="stage_index")
+    table = engine.to_pandas(moves.union(ends.select(moves.columns)))
+    names = list(model.stages)
+
+    def label(i: Any, edge: str) -> str:
+        return edge if pd.isna(i) else names[int(i)]
+
+    table["kind"] = [
+        _kind(None if pd.isna(a) else int(a), None if pd.isna(b) else int(b))
+        for a, b in zip(table.prev_index, table.to_index, strict=True)
+    ]
+    table["from_stage"] = [label(i, START) for i in table.prev_index]
+    table["to_stage"] = [label(i, END) for i in table.to_index]
+    order = {s: i for i, s in enumerate([START, *names, END])}
+    table = table.sort_values(["from_stage", "to_stage"], key=lambda c: c.map(order))
+    table["transitions"] = table["transitions"].astype("int64")
+    table["customers"] = table["customers"].astype("int64")
+    out_of = table.groupby("from_stage")["transitions"].transform("sum")
+    table["share"] = table["transitions"] / out_of
+    table["share_low"], table["share_high"] = wilson_interval(table["transitions"], out_of,
+                                                              confidence=confidence)  # fmt: skip
+    cols = ["from_stage", "to_stage", "kind", "transitions", "customers", "share", "share_low",
+            "share_high"]  # fmt: skip
+    return table[cols].reset_index(drop=True)
+
+
+def furthest_stage(events: Any, stages: StageModel | None = None, *, confidence: float = 0.95,
+                   engine: Engine | None = None) -> pd.DataFrame:
+    """How far customers got: one row per stage.
+
+    Columns: ``stage, customers`` (whose furthest stage is this one), ``share`` of customers with
+    at least one mapped event, ``reached`` (customers whose furthest stage is this or later) and
+    ``reached_share``; both shares with Wilson intervals. Regressions do not lower the furthest
+    stage: it is the maximum stage ever reached.
+    """
+    model = _model(stages)
+    t = with_stages(events, model, engine=engine)
+    _, engine = as_table(events, engine)
+    t = t.filter(t.stage_index.notnull())
+    per = t.group_by("customer_id").aggregate(furthest_index=t.stage_index.max())
+    counts = engine.to_pandas(per.group_by("furthest_index").aggregate(customers=per.count()))
+    by_index = dict(zip(counts.furthest_index.astype(int), counts.customers.astype(int),
+                        strict=True))  # fmt: skip
+    out = pd.DataFrame({"stage": list(model.stages),
+                        "customers": [by_index.get(i, 0) for i in range(len(model.stages))]})  # fmt: skip
+    total = int(out["customers"].sum())
+    out["share"] = out["customers"] / total if total else float("nan")
+    out["share_low"], out["share_high"] = wilson_interval(out["customers"], total,
+                                                          confidence=confidence)  # fmt: skip
+    out["reached"] = out["customers"][::-1].cumsum()[::-1].astype("int64")
+    out["reached_share"] = out["reached"] / total if total else float("nan")
+    out["reached_low"], out["reached_high"] = wilson_interval(out["reached"], total,
+                                                              confidence=confidence)  # fmt: skip
+    return out
+
+
+def stage_coverage(events: Any, stages: StageModel | None = None, *,
+                   engine: Engine | None = None) -> pd.DataFrame:
+    """Every event name with its count, customers and mapped stage (``None`` when unmapped).
+
+    Sorted by count; read it to see which events the stage model leaves out.
+    """  # fmt: skip
+    t = with_stages(events, stages, engine=engine)
+    _, engine = as_table(events, engine)
+    counts = t.group_by(["event", "stage"]).aggregate(events=t.count(),
+                                                      customers=t.customer_id.nunique())  # fmt: skip
+    out = engine.to_pandas(counts.order_by([counts.events.desc(), counts.event]))
+    out["events"] = out["events"].astype("int64")
+    out["customers"] = out["customers"].astype("int64")
+    out["share_of_events"] = out["events"] / out["events"].sum()
+    return out.reset_index(drop=True)
