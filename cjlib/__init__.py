@@ -49,7 +49,12 @@ _EXPORTS = {
 __all__ = sorted([*_EXPORTS, "__version__"])
 
 
+_SUBMODULES = {"schema", "stages", "engine", "io", "journeys", "stats", "plots", "report", "synth"}
+
+
 def __getattr__(name: str):
+    if name in _SUBMODULES:
+        return importlib.import_module(f"cjlib.{name}")
     module = _EXPORTS.get(name)
     if module is None:
         raise AttributeError(f"module 'cjlib' has no attribute {name!r}")

@@ -25,7 +25,7 @@ if TYPE_CHECKING:  # pragma: no cover
     import ibis.expr.types as ir
     import pandas as pd
 
-__all__ = ["Engine", "get_engine", "set_engine", "use_engine", "as_table"]
+__all__ = ["Engine", "connect", "get_engine", "set_engine", "use_engine", "as_table"]
 
 _CSV_SUFFIXES = {".csv", ".tsv", ".txt", ".gz"}
 _PARQUET_SUFFIXES = {".parquet", ".pq"}
@@ -149,15 +149,22 @@ class Engine:
                 self.con.attach(key, name=alias, read_only=True)
                 self._attached[key] = alias
             alias = self._attached[key]
-            if table not in self.con.list_tables(database=alias):
-                raise ValueError(f"table {table!r} not found in {str(path)!r}; tables: "
-                                 f"{self.con.list_tables(database=alias)}")  # fmt: skip
-            return self.con.table(table, database=alias)
+            tables = self.con.list_tables(database=(alias, "main"))
+            if table not in tables:
+                raise ValueError(f"table {table!r} not found in {str(path)!r}; tables: {tables}")
+            return self.con.table(table, database=(alias, "main"))
         import duckdb
         import ibis
 
         with duckdb.connect(str(path), read_only=True) as src:
             return ibis.memtable(src.table(table).arrow())
+
+    def forget_source(self, table: ir.Table) -> None:
+        """Drop the view a file read registered (``ibis_read_*``); the file is untouched."""
+        with contextlib.suppress(Exception):
+            name = table.get_name()
+            if name.startswith("ibis_read_"):
+                self.con.drop_view(name, force=True)
 
     # -- running ---------------------------------------------------------------------------------
     def to_pandas(self, expr: ir.Expr, *, limit: int | None = None) -> pd.DataFrame:
@@ -174,13 +181,24 @@ class Engine:
     def release(self, table: ir.Table) -> None:
         """Drop a table made by :meth:`materialize` (errors ignored: it may be gone already)."""
         with contextlib.suppress(Exception):
-            if self.name == "duckdb":
-                self.con.drop_table(table.get_name(), force=True)
+            if self.name == "duckdb":  # temp tables are named temp.main.<name>
+                name = table.get_name().split(".")[-1]
+                self.con.drop_table(name, database=("temp", "main"), force=True)
             else:
                 table.release()
 
 
 _default: Engine | None = None
+ENGINES = ("duckdb", "spark")
+
+
+def connect(name: str = "duckdb", **options: Any) -> Engine:
+    """An engine by name (``duckdb`` or ``spark``), e.g. from a notebook parameter."""
+    if name == "duckdb":
+        return Engine.duckdb(**options)
+    if name == "spark":
+        return Engine.spark(**options)
+    raise ValueError(f"engine must be one of {list(ENGINES)}, got {name!r}")
 
 
 def get_engine() -> Engine:

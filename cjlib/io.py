@@ -29,7 +29,8 @@ if TYPE_CHECKING:  # pragma: no cover
     import pandas as pd
 
 __all__ = ["LoadReport", "LoadedTable", "load_table", "load_events", "load_customers",
-           "load_experiments", "load_surveys", "load_costs", "sample_path", "load_sample"]  # fmt: skip
+           "load_experiments", "load_surveys", "load_costs", "sample_path", "load_sample",
+           "report_frame"]  # fmt: skip
 
 _TZ_SUFFIX = r"\d:\d\d(:\d\d(\.\d+)?)?\s*(Z|z|[+-]\d\d(:?\d\d)?|UTC)$"
 _EXAMPLES = 5
@@ -111,7 +112,8 @@ def _timestamp_expr(col: ir.Column, table: str, name: str, engine: Engine):
                 unit = candidate
                 break
         scaled = {"ns": col / 1000, "us": col, "ms": col * 1000, "s": col * 1_000_000}[unit]
-        return scaled.cast("int64").as_timestamp("us").cast(utc), {}
+        epoch = ibis.timestamp("1970-01-01 00:00:00")
+        return (epoch + scaled.cast("int64").as_interval("us")).cast(utc), {}
     raise SchemaError(table, name, f"cannot read a timestamp from a column of type {dtype}")
 
 
@@ -252,7 +254,6 @@ def load_table(table: str, source: Any, *, column_map: Mapping[str, str] | str |
         ``"report"`` (default: counted in the report and warned about, kept), ``"drop"`` (keep
         one of each), or ``"error"``.
     """
-    import ibis
     import pandas as pd
 
     spec = spec_for(table)
@@ -264,6 +265,21 @@ def load_table(table: str, source: Any, *, column_map: Mapping[str, str] | str |
         source = source.copy()  # never touch the caller's frame
         _check_pandas_timestamps(source, spec)
     raw = engine.read(source, table=source_table)
+    try:
+        loaded = _load(table, spec, raw, label, engine, column_map=column_map, start=start,
+                       end=end, filters=filters, duplicates=duplicates,
+                       duplicate_keys=duplicate_keys)  # fmt: skip
+    finally:
+        engine.forget_source(raw)
+    return loaded
+
+
+def _load(table: str, spec: TableSpec, raw: ir.Table, label: str, engine: Engine, *,
+          column_map: Any, start: Any, end: Any, filters: Any, duplicates: str,
+          duplicate_keys: Any) -> LoadedTable:  # fmt: skip
+    import ibis
+    import pandas as pd
+
     mapping = resolve_column_map(table, raw.columns, column_map)
     raw = raw.rename({new: old for old, new in mapping.items()}) if mapping else raw
     coerced, checks = _coerce(raw, spec, engine)
@@ -336,6 +352,17 @@ def load_table(table: str, source: Any, *, column_map: Mapping[str, str] | str |
         notes.append(f"dropped {n:,} {what}")
     report = LoadReport(table, label, rows_read, rows, mapping, dropped, n_dupes, tuple(notes))
     return LoadedTable(table, t, engine, report)
+
+
+def report_frame(tables: Sequence[LoadedTable]) -> pd.DataFrame:
+    """One row per loaded table: source, rows read, rows loaded, dropped, duplicates, notes."""
+    import pandas as pd
+
+    return pd.DataFrame([{"table": t.report.table, "source": t.report.source,
+                          "rows_read": t.report.rows_read, "rows_loaded": t.report.rows_loaded,
+                          "dropped": sum(t.report.dropped.values()),
+                          "exact_duplicates": t.report.duplicates,
+                          "notes": "; ".join(t.report.notes)} for t in tables])  # fmt: skip
 
 
 def load_events(source: Any, **kwargs: Any) -> LoadedTable:

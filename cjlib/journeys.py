@@ -32,7 +32,7 @@ if TYPE_CHECKING:  # pragma: no cover
     import ibis.expr.types as ir
 
 __all__ = ["with_stages", "stage_steps", "stage_sequences", "stage_paths", "stage_transitions",
-           "furthest_stage", "stage_coverage", "START", "END"]  # fmt: skip
+           "describe_journeys", "furthest_stage", "stage_coverage", "START", "END"]  # fmt: skip
 
 START, END = "(start)", "(end)"
 _ORDER = ("timestamp", "stage_index", "event")
@@ -269,3 +269,41 @@ def stage_coverage(events: Any, stages: StageModel | None = None, *,
     out["customers"] = out["customers"].astype("int64")
     out["share_of_events"] = out["events"] / out["events"].sum()
     return out.reset_index(drop=True)
+
+
+def _pct(x: float) -> str:
+    return f"{100 * x:.1f} %"
+
+
+def describe_journeys(furthest: pd.DataFrame, transitions: pd.DataFrame,
+                      paths: pd.DataFrame | None = None) -> list[str]:
+    """Plain-language findings from :func:`furthest_stage`, :func:`stage_transitions` and
+    (optionally) :func:`stage_paths`. Every share is stated with its denominator and interval."""  # fmt: skip
+    total = int(furthest["customers"].sum())
+    if total == 0:
+        return ["No customer has an event that the stage model maps to a stage."]
+    lines = []
+    for _, row in furthest.iloc[1:].iterrows():
+        lines.append(
+            f"{_pct(row.reached_share)} of the {total:,} customers with a mapped event reached "
+            f"{row.stage} or a later stage (95 % CI {_pct(row.reached_low)} to "
+            f"{_pct(row.reached_high)})."
+        )
+    reached = furthest.set_index("stage")["reached"]
+    stages = list(furthest["stage"])
+    for a, b in zip(stages[:2], stages[1:3], strict=False):
+        if reached[a]:
+            lost = 1 - reached[b] / reached[a]
+            lines.append(f"Between {a} and {b}, {_pct(lost)} of the {int(reached[a]):,} customers "
+                         f"who reached {a} never got further.")  # fmt: skip
+    moves = transitions[~transitions["from_stage"].isin([START]) & (transitions["to_stage"] != END)]
+    back = moves[moves["kind"] == "regression"]
+    if len(moves):
+        share = back["transitions"].sum() / moves["transitions"].sum()
+        lines.append(f"{_pct(share)} of the {int(moves['transitions'].sum()):,} stage-to-stage "
+                     f"moves go back to an earlier stage: journeys are not linear.")  # fmt: skip
+    if paths is not None and len(paths):
+        top = paths.iloc[0]
+        lines.append(f"The most common stage path is '{top.path}' ({int(top.customers):,} "
+                     f"customers, {_pct(top.share)}).")  # fmt: skip
+    return lines

@@ -1,0 +1,54 @@
+"""Shared fixtures: small hand-made tables and the DuckDB engine."""
+
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+DATA = ROOT / "data"
+SHARED = ROOT.parent / "shared" / "datasets"
+
+
+@pytest.fixture
+def engine():
+    from cjlib.engine import Engine
+
+    return Engine.duckdb()
+
+
+@pytest.fixture
+def tiny_events() -> pd.DataFrame:
+    """Three customers; c1 goes back from consideration to awareness before buying."""
+    rows = [
+        ("c1", "2026-01-01T09:00:00Z", "ad_impression", "display", None),
+        ("c1", "2026-01-01T09:05:00Z", "content_view", "social", None),
+        ("c1", "2026-01-02T10:00:00Z", "product_view", "search", None),
+        ("c1", "2026-01-03T10:00:00Z", "ad_impression", "video", None),
+        ("c1", "2026-01-04T10:00:00Z", "add_to_cart", "email", None),
+        ("c1", "2026-01-04T10:10:00Z", "purchase", None, 40.0),
+        ("c2", "2026-01-01T12:00:00Z", "first_visit", "direct", None),
+        ("c2", "2026-01-05T12:00:00Z", "purchase", None, 15.5),
+        ("c2", "2026-02-05T12:00:00Z", "repeat_purchase", None, 20.0),
+        ("c2", "2026-02-06T12:00:00Z", "review_submitted", None, None),
+        ("c3", "2026-01-07T08:00:00Z", "ad_impression", "display", None),
+        ("c3", "2026-01-07T08:01:00Z", "mystery_event", None, None),
+    ]
+    return pd.DataFrame(rows, columns=["customer_id", "timestamp", "event", "channel", "revenue"])
+
+
+@pytest.fixture
+def write_csv(tmp_path):
+    def _write(df: pd.DataFrame, name: str = "table.csv") -> Path:
+        path = tmp_path / name
+        df.to_csv(path, index=False)
+        return path
+
+    return _write
+
+
+def pytest_configure(config):
+    warnings.filterwarnings("ignore", module=r"pyspark\..*")

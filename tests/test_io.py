@@ -1,0 +1,246 @@
+"""Loaders: every source kind, column maps, and the bad-input list of the foundation issue.
+
+Each bad input must raise a SchemaError naming the table, the column, the count and the first
+offending rows, leave the input file byte-identical, and leave no table behind in the engine.
+"""
+
+from __future__ import annotations
+
+import hashlib
+
+import duckdb
+import pandas as pd
+import pytest
+
+import cjlib as cj
+from cjlib.schema import DataQualityWarning, SchemaError
+
+
+def _digest(path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def _assert_clean_failure(engine, path, call, match):
+    """The call raises SchemaError matching ``match``; file untouched; no engine table left."""
+    before_tables = set(engine.con.list_tables())
+    before = _digest(path)
+    with pytest.raises(SchemaError, match=match) as info:
+        call()
+    assert _digest(path) == before
+    assert set(engine.con.list_tables()) == before_tables
+    return info.value
+
+
+def test_load_csv_canonical_types(tiny_events, write_csv, engine):
+    path = write_csv(tiny_events)
+    before = _digest(path)
+    events = cj.load_events(path, engine=engine)
+    df = events.to_pandas()
+    assert _digest(path) == before
+    assert len(events) == len(tiny_events) == events.report.rows_read
+    assert str(df["timestamp"].dtype).startswith("datetime64") and "UTC" in str(df["timestamp"].dtype)
+    assert df["revenue"].dtype == "float64"
+    assert df.loc[df.event == "purchase", "revenue"].sum() == pytest.approx(55.5)
+    assert df["timestamp"].min() == pd.Timestamp("2026-01-01 09:00", tz="UTC")
+
+
+def test_offsets_converted_to_utc(engine):
+    df = pd.DataFrame({"customer_id": ["a", "b"], "event": ["x", "x"],
+                       "timestamp": ["2026-03-01T10:00:00+02:00", "2026-03-01T10:00:00Z"]})  # fmt: skip
+    out = cj.load_events(df, engine=engine).to_pandas().sort_values("customer_id")
+    assert list(out["timestamp"]) == [pd.Timestamp("2026-03-01 08:00", tz="UTC"),
+                                      pd.Timestamp("2026-03-01 10:00", tz="UTC")]  # fmt: skip
+
+
+def test_parquet_duckdb_pandas_and_ibis_sources_agree(tiny_events, tmp_path, engine):
+    frame = tiny_events.assign(timestamp=pd.to_datetime(tiny_events.timestamp, utc=True))
+    frame.to_parquet(tmp_path / "ev.parquet")
+    with duckdb.connect(str(tmp_path / "shop.duckdb")) as con:
+        con.register("frame", frame)
+        con.execute("CREATE TABLE events AS SELECT * FROM frame")
+    loaded = [
+        cj.load_events(tmp_path / "ev.parquet", engine=engine),
+        cj.load_events(tmp_path / "shop.duckdb", source_table="events", engine=engine),
+        cj.load_events(frame, engine=engine),
+        cj.load_events(engine.read(frame), engine=engine),
+    ]
+    frames = [t.to_pandas().sort_values(["customer_id", "timestamp"]).reset_index(drop=True)
+              for t in loaded]  # fmt: skip
+    for other in frames[1:]:
+        pd.testing.assert_frame_equal(frames[0], other)
+    with pytest.raises(ValueError, match="pass table=<name>"):
+        cj.load_events(tmp_path / "shop.duckdb", engine=engine)
+    with pytest.raises(ValueError, match="table 'evnts' not found"):
+        cj.load_events(tmp_path / "shop.duckdb", source_table="evnts", engine=engine)
+
+
+def test_pandas_input_is_not_modified(tiny_events, engine):
+    copy = tiny_events.copy()
+    cj.load_events(tiny_events, engine=engine)
+    pd.testing.assert_frame_equal(copy, tiny_events)
+
+
+def test_column_map_vendor_export(engine):
+    """A GA4-style export: microsecond epoch timestamps, vendor column names."""
+    ga4 = pd.DataFrame({
+        "user_pseudo_id": ["u1", "u1", "u2"],
+        "event_timestamp": [1767261600000000, 1767348000000000, 1767261600000000],
+        "event_name": ["first_visit", "purchase", "view_item"],
+        "traffic_source_medium": ["organic", None, "cpc"],
+    })  # fmt: skip
+    events = cj.load_events(ga4, column_map="ga4", engine=engine)
+    df = events.to_pandas().sort_values(["customer_id", "timestamp"])
+    assert list(df.columns[:4]) == ["customer_id", "timestamp", "event", "channel"]
+    assert df["timestamp"].iloc[0] == pd.Timestamp("2026-01-01 10:00", tz="UTC")
+    amp = pd.DataFrame({"user_id": ["a"], "event_time": ["2026-01-01 10:00:00.123000"],
+                        "event_type": ["Order Completed"]})  # fmt: skip
+    assert cj.load_events(amp, column_map="amplitude", engine=engine).to_pandas().event[0] == \
+        "Order Completed"  # fmt: skip
+
+
+def test_missing_required_column_did_you_mean(tiny_events, write_csv, engine):
+    path = write_csv(tiny_events.rename(columns={"timestamp": "timestmp"}))
+    err = _assert_clean_failure(engine, path, lambda: cj.load_events(path, engine=engine),
+                                r"events\.timestamp: required column is missing; "
+                                r"did you mean 'timestmp'\?")  # fmt: skip
+    assert (err.table, err.column) == ("events", "timestamp")
+
+
+def test_column_map_naming_absent_column(tiny_events, write_csv, engine):
+    path = write_csv(tiny_events)
+    _assert_clean_failure(engine, path,
+                          lambda: cj.load_events(path, column_map={"evnt": "event"}, engine=engine),
+                          r"events\.evnt: column_map names a column the source lacks; "
+                          r"did you mean 'event'")  # fmt: skip
+
+
+def test_unparseable_timestamps(tiny_events, write_csv, engine):
+    bad = tiny_events.copy()
+    bad.loc[[3, 7], "timestamp"] = ["yesterday", "2026-13-45 10:00:00"]
+    path = write_csv(bad)
+    err = _assert_clean_failure(engine, path, lambda: cj.load_events(path, engine=engine),
+                                r"events\.timestamp: timestamps that cannot be read \(2 rows\)")
+    assert err.count == 2
+    assert "yesterday" in str(err) and "first offending rows" in str(err)
+
+
+def test_mixed_naive_and_aware_timestamps(tiny_events, write_csv, engine):
+    bad = tiny_events.copy()
+    bad.loc[[0, 1, 2], "timestamp"] = ["2026-01-01 09:00:00", "2026-01-01 09:05:00",
+                                       "2026-01-02 10:00:00"]  # fmt: skip
+    path = write_csv(bad)
+    err = _assert_clean_failure(engine, path, lambda: cj.load_events(path, engine=engine),
+                                r"events\.timestamp: mixes time-zone-naive and time-zone-aware")
+    assert err.count == 3
+    assert "2026-01-01 09:00:00" in str(err)
+
+
+def test_mixed_timestamps_in_a_pandas_object_column(engine):
+    df = pd.DataFrame({"customer_id": ["a", "b"], "event": ["x", "y"],
+                       "timestamp": [pd.Timestamp("2026-01-01"),
+                                     pd.Timestamp("2026-01-01", tz="Europe/Warsaw")]})  # fmt: skip
+    with pytest.raises(SchemaError, match=r"events\.timestamp: mixes time-zone-naive.*\(1 row\)"):
+        cj.load_events(df, engine=engine)
+
+
+def test_duplicates_reported_kept_or_dropped_on_request(tiny_events, write_csv, engine):
+    doubled = pd.concat([tiny_events, tiny_events.iloc[[0, 5]]], ignore_index=True)
+    path = write_csv(doubled)
+    with pytest.warns(DataQualityWarning, match=r"events: 2 exact duplicate rows"):
+        kept = cj.load_events(path, engine=engine)
+    assert kept.report.duplicates == 2 and len(kept) == len(doubled)
+    dropped = cj.load_events(path, engine=engine, duplicates="drop")
+    assert len(dropped) == len(tiny_events) and dropped.report.dropped == {"exact duplicates": 2}
+    err = _assert_clean_failure(engine, path,
+                                lambda: cj.load_events(path, engine=engine, duplicates="error"),
+                                r"events\.customer_id, timestamp, .*exact duplicate rows \(2 rows\)")
+    assert "copies" in str(err)
+
+
+def test_negative_revenue(tiny_events, write_csv, engine):
+    bad = tiny_events.copy()
+    bad.loc[5, "revenue"] = -40.0
+    path = write_csv(bad)
+    err = _assert_clean_failure(engine, path, lambda: cj.load_events(path, engine=engine),
+                                r"events\.revenue: values out of range \(allowed: >= 0\) \(1 row\)")
+    assert "-40" in str(err)
+
+
+def test_revenue_that_is_not_a_number(tiny_events, write_csv, engine):
+    bad = tiny_events.copy().astype({"revenue": object})
+    bad.loc[5, "revenue"] = "forty"
+    path = write_csv(bad)
+    _assert_clean_failure(engine, path, lambda: cj.load_events(path, engine=engine),
+                          r"events\.revenue: values that are not numbers \(1 row\)")
+
+
+@pytest.mark.parametrize(
+    ("column", "values", "match"),
+    [
+        ("nps", [3, 11, -1, 7], r"surveys\.nps: values out of range \(allowed: >= 0 and <= 10 "
+                                r"\(whole numbers\)\) \(2 rows\)"),
+        ("nps", [3, 7.5, 9, 7], r"surveys\.nps: .* \(1 row\)"),
+        ("csat", [0, 6, 3, 5], r"surveys\.csat: values out of range \(allowed: >= 1 and <= 5 "
+                               r"\(whole numbers\)\) \(2 rows\)"),
+    ],
+)  # fmt: skip
+def test_survey_scores_out_of_range(column, values, match, write_csv, engine):
+    surveys = pd.DataFrame({"customer_id": list("abcd"), "timestamp": ["2026-01-01"] * 4,
+                            column: values})  # fmt: skip
+    path = write_csv(surveys)
+    _assert_clean_failure(engine, path, lambda: cj.load_surveys(path, engine=engine), match)
+
+
+def test_empty_after_filters(tiny_events, write_csv, engine):
+    path = write_csv(tiny_events)
+    _assert_clean_failure(engine, path,
+                          lambda: cj.load_events(path, engine=engine, start="2027-01-01"),
+                          r"events: no rows left after filters \(read 12; start=2027-01-01")
+    _assert_clean_failure(engine, path,
+                          lambda: cj.load_events(path, engine=engine, filters={"channel": "tv"}),
+                          r"events: no rows left after filters")
+
+
+def test_filters_and_window(tiny_events, engine):
+    events = cj.load_events(tiny_events, engine=engine, start="2026-01-02", end="2026-02-01",
+                            filters={"customer_id": ["c1", "c2"]})  # fmt: skip
+    df = events.to_pandas()
+    assert set(df.customer_id) == {"c1", "c2"} and len(df) == 5
+    with pytest.raises(SchemaError, match=r"events\.chanel: filters names an unknown column; "
+                                          r"did you mean 'channel'"):  # fmt: skip
+        cj.load_events(tiny_events, engine=engine, filters={"chanel": "x"})
+
+
+def test_rows_without_keys_are_dropped_and_reported(tiny_events, engine):
+    bad = tiny_events.copy()
+    bad.loc[0, "customer_id"] = None
+    bad.loc[1, "event"] = ""
+    events = cj.load_events(bad, engine=engine)
+    assert len(events) == len(bad) - 2
+    assert events.report.dropped == {"rows without customer_id": 1, "rows without event": 1}
+
+
+def test_other_tables(engine):
+    costs = cj.load_costs(pd.DataFrame({"channel": ["search"], "spend": ["12.50"]}), engine=engine)
+    assert costs.to_pandas().spend[0] == 12.5
+    with pytest.raises(SchemaError, match=r"costs\.spend: values out of range"):
+        cj.load_costs(pd.DataFrame({"channel": ["search"], "spend": [-1.0]}), engine=engine)
+    exp = cj.load_experiments(pd.DataFrame({"customer_id": [1, 2], "experiment": ["e", "e"],
+                                            "variant": ["a", "b"]}), engine=engine)  # fmt: skip
+    assert list(exp.to_pandas().customer_id) == ["1", "2"]  # ids are text, joinable across tables
+    with pytest.raises(SchemaError, match=r"customers\.customer_id: required column is missing"):
+        cj.load_customers(pd.DataFrame({"customer": [1]}), engine=engine)
+
+
+def test_bad_parameters(tiny_events, engine, tmp_path):
+    with pytest.raises(ValueError, match="duplicates must be 'report', 'drop' or 'error'"):
+        cj.load_events(tiny_events, engine=engine, duplicates="keep")
+    with pytest.raises(ValueError, match="table must be one of"):
+        cj.load_table("orders", tiny_events, engine=engine)
+    with pytest.raises(ValueError, match="column_map preset must be one of"):
+        cj.load_events(tiny_events, engine=engine, column_map="mixpanel")
+    with pytest.raises(FileNotFoundError, match="does not exist"):
+        cj.load_events(tmp_path / "nope.csv", engine=engine)
+    with pytest.raises(ValueError, match="unknown file type"):
+        (tmp_path / "x.xlsx").write_text("x")
+        cj.load_events(tmp_path / "x.xlsx", engine=engine)

@@ -1,0 +1,95 @@
+"""Stage model: presets, aliases in four languages, event mapping, errors."""
+
+from __future__ import annotations
+
+import pytest
+
+from cjlib.stages import StageModel, five_stage, preset_model, seven_stage
+
+
+def test_presets_have_the_documented_stages():
+    assert five_stage().stages == ("awareness", "consideration", "purchase", "retention", "advocacy")
+    assert seven_stage().stages == ("awareness", "consideration", "purchase", "adoption",
+                                    "retention", "expansion", "advocacy")  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("label", "stage"),
+    [
+        ("Świadomość", "awareness"), ("Rozważenie", "consideration"), ("Zakup", "purchase"),
+        ("Przyjęcie", "adoption"), ("Utrzymanie", "retention"), ("Ekspansja", "expansion"),
+        ("Rzecznictwo", "advocacy"),
+        ("conștientizare", "awareness"), ("considerare", "consideration"),
+        ("cumpărare", "purchase"), ("retenție", "retention"), ("susținere", "advocacy"),
+        ("conştientizare", "awareness"),  # cedilla instead of comma below
+        ("认知", "awareness"), ("考虑", "consideration"), ("购买", "purchase"),
+        ("留存", "retention"), ("倡导", "advocacy"),
+        ("AWARENESS", "awareness"), (" Purchase ", "purchase"),
+    ],
+)  # fmt: skip
+def test_aliases_in_four_languages(label, stage):
+    """Aliases from the issue's list (Polish, Romanian, Chinese) resolve in the seven-stage model."""
+    assert seven_stage().resolve(label) == stage
+
+
+def test_five_stage_folds_adoption_and_expansion_into_retention():
+    model = five_stage()
+    assert model.resolve("Przyjęcie") == "retention"
+    assert model.stage_of("onboarding_completed") == "retention"
+    assert model.stage_of("upgrade") == "retention"
+    assert seven_stage().stage_of("upgrade") == "expansion"
+
+
+@pytest.mark.parametrize(
+    ("event", "stage"),
+    [
+        ("purchase", "purchase"), ("Order Completed", "purchase"), ("order-completed", "purchase"),
+        ("view_item", "consideration"), ("Product Viewed", "consideration"),
+        ("first_visit", "awareness"), ("review_submitted", "advocacy"),
+        ("product_reviewed", "advocacy"),            # pattern 'review' wins over 'product'
+        ("banner_impression", "awareness"),          # pattern only
+        ("totally_unknown", None),
+    ],
+)  # fmt: skip
+def test_event_mapping_exact_then_patterns(event, stage):
+    assert five_stage().stage_of(event) == stage
+
+
+def test_custom_model_and_with_events():
+    model = StageModel(("seen", "tried", "bought"), {"visit": "seen", "trial": "tried"},
+                       ((r"^buy", "bought"),))  # fmt: skip
+    assert model.stage_of("Visit") == "seen"
+    assert model.stage_of("buy_now") == "bought"
+    extended = model.with_events({"demo": "tried"}, patterns=[(r"^visit", "bought")])
+    assert extended.stage_of("demo") == "tried"
+    assert extended.stage_of("visit") == "seen"  # exact names beat patterns
+    assert extended.stage_of("visit_again") == "bought"
+    assert model.index("bought") == 2
+
+
+def test_from_dict_round_trip_and_preset():
+    model = StageModel.from_dict({"preset": "five_stage", "events": {"checkout_ok": "Zakup"}})
+    assert model.stage_of("checkout_ok") == "purchase"
+    again = StageModel.from_dict(model.to_dict())
+    assert again.stages == model.stages and again.events == model.events
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        ({"stages": ("a",)}, "at least 2"),
+        ({"stages": ("a", "a")}, "unique"),
+        ({"stages": ("a", "b"), "events": {"x": "c"}}, r"events\['x'\] maps to unknown stage 'c'"),
+        ({"stages": ("a", "b"), "patterns": (("(", "a"),)}, "not a valid regular expression"),
+    ],
+)
+def test_bad_models_raise(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        StageModel(**kwargs)
+
+
+def test_unknown_stage_suggests():
+    with pytest.raises(KeyError, match="did you mean 'purchase'"):
+        five_stage().resolve("purchse")
+    with pytest.raises(ValueError, match="preset must be one of"):
+        preset_model("six_stage")
