@@ -49,9 +49,14 @@ class Engine:
 
     # -- constructors ----------------------------------------------------------------------------
     @classmethod
-    def duckdb(cls, database: str | os.PathLike = ":memory:", *, threads: int | None = None,
-               memory_limit: str | None = None) -> Engine:
-        """DuckDB in-process, session time zone UTC."""  # fmt: skip
+    def duckdb(
+        cls,
+        database: str | os.PathLike = ":memory:",
+        *,
+        threads: int | None = None,
+        memory_limit: str | None = None,
+    ) -> Engine:
+        """DuckDB in-process, session time zone UTC."""
         import ibis
 
         kwargs: dict[str, Any] = {}
@@ -64,13 +69,19 @@ class Engine:
         return cls(con, "duckdb")
 
     @classmethod
-    def spark(cls, session: Any = None, *, remote: str | None = None, master: str = "local[2]",
-              shuffle_partitions: int = 4) -> Engine:
+    def spark(
+        cls,
+        session: Any = None,
+        *,
+        remote: str | None = None,
+        master: str = "local[2]",
+        shuffle_partitions: int = 4,
+    ) -> Engine:
         """Spark through Ibis: an existing ``SparkSession``, a Spark Connect URL, or local mode.
 
         The session time zone is set to UTC (timestamps in cjlib are UTC). Needs the ``spark``
         extra (``pip install 'cjlib[spark]'``) and Java 17 for local mode.
-        """  # fmt: skip
+        """
         try:
             import ibis
             from pyspark.sql import SparkSession

@@ -28,9 +28,19 @@ if TYPE_CHECKING:  # pragma: no cover
     import ibis.expr.types as ir
     import pandas as pd
 
-__all__ = ["LoadReport", "LoadedTable", "load_table", "load_events", "load_customers",
-           "load_experiments", "load_surveys", "load_costs", "sample_path", "load_sample",
-           "report_frame"]  # fmt: skip
+__all__ = [
+    "LoadReport",
+    "LoadedTable",
+    "load_table",
+    "load_events",
+    "load_customers",
+    "load_experiments",
+    "load_surveys",
+    "load_costs",
+    "sample_path",
+    "load_sample",
+    "report_frame",
+]
 
 _TZ_SUFFIX = r"\d:\d\d(:\d\d(\.\d+)?)?\s*(Z|z|[+-]\d\d(:?\d\d)?|UTC)$"
 _EXAMPLES = 5
@@ -56,9 +66,11 @@ class LoadReport:
     def _repr_html_(self) -> str:
         dropped = ", ".join(f"{n:,} {why}" for why, n in self.dropped.items()) or "none"
         notes = "".join(f"<li>{n}</li>" for n in self.notes)
-        return (f"<p><b>{self.table}</b> from <code>{self.source}</code>: {self.rows_read:,} rows "
-                f"read, {self.rows_loaded:,} loaded; dropped: {dropped}; exact duplicate rows: "
-                f"{self.duplicates:,}</p><ul>{notes}</ul>")  # fmt: skip
+        return (
+            f"<p><b>{self.table}</b> from <code>{self.source}</code>: {self.rows_read:,} rows "
+            f"read, {self.rows_loaded:,} loaded; dropped: {dropped}; exact duplicate rows: "
+            f"{self.duplicates:,}</p><ul>{notes}</ul>"
+        )
 
 
 @dataclass(frozen=True)
@@ -97,8 +109,11 @@ def _timestamp_expr(col: ir.Column, table: str, name: str, engine: Engine):
         present = text.notnull() & (text != "")
         aware = present & text.re_search(_TZ_SUFFIX)
         parsed = ibis.cases((present, text.try_cast(utc)), else_=ibis.null(utc))
-        checks = {"unparseable": present & parsed.isnull(), "tz_aware": aware,
-                  "tz_naive": present & ~aware & parsed.notnull()}  # fmt: skip
+        checks = {
+            "unparseable": present & parsed.isnull(),
+            "tz_aware": aware,
+            "tz_naive": present & ~aware & parsed.notnull(),
+        }
         return parsed, checks
     if dtype.is_timestamp():
         return col.cast(utc), {}
@@ -140,8 +155,7 @@ def _coerce(t: ir.Table, spec: TableSpec, engine: Engine) -> tuple[ir.Table, dic
             if col.type().is_string():
                 text = col.strip()
                 present = text.notnull() & (text != "")
-                number = ibis.cases((present, text.try_cast("float64")),
-                                    else_=ibis.null("float64"))  # fmt: skip
+                number = ibis.cases((present, text.try_cast("float64")), else_=ibis.null("float64"))
                 checks[(name, "not_a_number")] = present & number.isnull()
             else:
                 number = col.cast("float64")
@@ -169,10 +183,14 @@ def _check_pandas_timestamps(df: pd.DataFrame, spec: TableSpec) -> None:
         aware = stamps.map(lambda z: z is not None and z != "n/a")
         naive = stamps.map(lambda z: z is None)
         if aware.any() and naive.any():
-            raise SchemaError(spec.name, name, "mixes time-zone-naive and time-zone-aware "
-                              "timestamps", count=int(naive.sum()),
-                              examples=df.loc[naive].head(_EXAMPLES),
-                              hint="localise the naive ones (e.g. tz_localize('UTC')) first")
+            raise SchemaError(
+                spec.name,
+                name,
+                "mixes time-zone-naive and time-zone-aware timestamps",
+                count=int(naive.sum()),
+                examples=df.loc[naive].head(_EXAMPLES),
+                hint="localise the naive ones (e.g. tz_localize('UTC')) first",
+            )
         if aware.any() or naive.any():
             df[name] = pd.to_datetime(df[name], utc=True)
 
@@ -199,8 +217,9 @@ def _validate(t: ir.Table, raw: ir.Table, spec: TableSpec, checks: dict, engine:
     # run the checks on the original rows so examples show what the file holds
     named = {f"c{i}": cond for i, cond in enumerate(checks.values())}
     probe = raw.mutate(**{k: ibis.cases((v, 1), else_=0) for k, v in named.items()})
-    totals = engine.to_pandas(probe.aggregate(rows=probe.count(),
-                                              **{k: probe[k].sum() for k in named}))  # fmt: skip
+    totals = engine.to_pandas(
+        probe.aggregate(rows=probe.count(), **{k: probe[k].sum() for k in named})
+    )
     counts = {key: int(totals[k].iloc[0] or 0) for key, k in zip(checks, named, strict=True)}
     # mixed zones first: they explain the unparseable rows that often come with them
     order = sorted(counts, key=lambda key: key[1] != "tz_aware")
@@ -208,13 +227,17 @@ def _validate(t: ir.Table, raw: ir.Table, spec: TableSpec, checks: dict, engine:
         count = counts[(column, kind)]
         if kind == "tz_aware" and count and counts.get((column, "tz_naive"), 0):
             naive = counts[(column, "tz_naive")]
-            examples = engine.to_pandas(raw.filter(checks[(column, "tz_naive")]),
-                                        limit=_EXAMPLES)  # fmt: skip
-            raise SchemaError(spec.name, column, f"mixes time-zone-naive and time-zone-aware "
-                              f"timestamps ({count:,} with an offset, {naive:,} without)",
-                              count=naive, examples=examples,
-                              hint="one group is in the wrong zone: fix the export, or convert "
-                              "all to UTC before loading")  # fmt: skip
+            examples = engine.to_pandas(raw.filter(checks[(column, "tz_naive")]), limit=_EXAMPLES)
+            raise SchemaError(
+                spec.name,
+                column,
+                f"mixes time-zone-naive and time-zone-aware "
+                f"timestamps ({count:,} with an offset, {naive:,} without)",
+                count=naive,
+                examples=examples,
+                hint="one group is in the wrong zone: fix the export, or convert "
+                "all to UTC before loading",
+            )
         if kind in _MESSAGES and count:
             examples = engine.to_pandas(raw.filter(checks[(column, kind)]), limit=_EXAMPLES)
             hint = spec.hints.get(column, "")
@@ -226,11 +249,19 @@ def _validate(t: ir.Table, raw: ir.Table, spec: TableSpec, checks: dict, engine:
 
 
 # -- the loader -----------------------------------------------------------------------------
-def load_table(table: str, source: Any, *, column_map: Mapping[str, str] | str | None = None,
-               engine: Engine | None = None, source_table: str | None = None,
-               start: Any = None, end: Any = None, filters: Mapping[str, Any] | None = None,
-               duplicates: str = "report", duplicate_keys: Sequence[str] | None = None,
-               ) -> LoadedTable:  # fmt: skip
+def load_table(
+    table: str,
+    source: Any,
+    *,
+    column_map: Mapping[str, str] | str | None = None,
+    engine: Engine | None = None,
+    source_table: str | None = None,
+    start: Any = None,
+    end: Any = None,
+    filters: Mapping[str, Any] | None = None,
+    duplicates: str = "report",
+    duplicate_keys: Sequence[str] | None = None,
+) -> LoadedTable:
     """Load one contract table (see the module doc). Specific loaders wrap this.
 
     Parameters
@@ -266,17 +297,38 @@ def load_table(table: str, source: Any, *, column_map: Mapping[str, str] | str |
         _check_pandas_timestamps(source, spec)
     raw = engine.read(source, table=source_table)
     try:
-        loaded = _load(table, spec, raw, label, engine, column_map=column_map, start=start,
-                       end=end, filters=filters, duplicates=duplicates,
-                       duplicate_keys=duplicate_keys)  # fmt: skip
+        loaded = _load(
+            table,
+            spec,
+            raw,
+            label,
+            engine,
+            column_map=column_map,
+            start=start,
+            end=end,
+            filters=filters,
+            duplicates=duplicates,
+            duplicate_keys=duplicate_keys,
+        )
     finally:
         engine.forget_source(raw)
     return loaded
 
 
-def _load(table: str, spec: TableSpec, raw: ir.Table, label: str, engine: Engine, *,
-          column_map: Any, start: Any, end: Any, filters: Any, duplicates: str,
-          duplicate_keys: Any) -> LoadedTable:  # fmt: skip
+def _load(
+    table: str,
+    spec: TableSpec,
+    raw: ir.Table,
+    label: str,
+    engine: Engine,
+    *,
+    column_map: Any,
+    start: Any,
+    end: Any,
+    filters: Any,
+    duplicates: str,
+    duplicate_keys: Any,
+) -> LoadedTable:
     import ibis
     import pandas as pd
 
@@ -306,8 +358,12 @@ def _load(table: str, spec: TableSpec, raw: ir.Table, label: str, engine: Engine
         if column not in t.columns:
             from cjlib.schema import did_you_mean
 
-            raise SchemaError(table, column, "filters names an unknown column",
-                              hint=did_you_mean(column, t.columns))  # fmt: skip
+            raise SchemaError(
+                table,
+                column,
+                "filters names an unknown column",
+                hint=did_you_mean(column, t.columns),
+            )
         values = list(wanted) if isinstance(wanted, (list, tuple, set)) else [wanted]
         t = t.filter(t[column].isin(values))
 
@@ -315,8 +371,12 @@ def _load(table: str, spec: TableSpec, raw: ir.Table, label: str, engine: Engine
     try:
         rows = int(engine.to_pandas(t.count()))
         if rows == 0:
-            raise SchemaError(table, None, f"no rows left after filters (read {rows_read:,}; "
-                              f"start={start}, end={end}, filters={dict(filters or {})})")  # fmt: skip
+            raise SchemaError(
+                table,
+                None,
+                f"no rows left after filters (read {rows_read:,}; "
+                f"start={start}, end={end}, filters={dict(filters or {})})",
+            )
         dup_keys = list(duplicate_keys or t.columns)
         unknown = [k for k in dup_keys if k not in t.columns]
         if unknown:
@@ -328,23 +388,33 @@ def _load(table: str, spec: TableSpec, raw: ir.Table, label: str, engine: Engine
             grouped = t.group_by(dup_keys).aggregate(copies=t.count())
             examples = engine.to_pandas(grouped.filter(grouped.copies > 1), limit=_EXAMPLES)
             if duplicates == "error":
-                raise SchemaError(table, ", ".join(dup_keys), "exact duplicate rows",
-                                  count=n_dupes, examples=examples,
-                                  hint="pass duplicates='drop' to keep one of each")  # fmt: skip
+                raise SchemaError(
+                    table,
+                    ", ".join(dup_keys),
+                    "exact duplicate rows",
+                    count=n_dupes,
+                    examples=examples,
+                    hint="pass duplicates='drop' to keep one of each",
+                )
             if duplicates == "drop":
-                kept = engine.materialize(t.distinct(on=dup_keys, keep="first")
-                                          if duplicate_keys else t.distinct(),
-                                          prefix=f"cjlib_{table}")  # fmt: skip
+                kept = engine.materialize(
+                    t.distinct(on=dup_keys, keep="first") if duplicate_keys else t.distinct(),
+                    prefix=f"cjlib_{table}",
+                )
                 engine.release(t)
                 t = kept
                 dropped["exact duplicates"] = n_dupes
                 rows = n_distinct
             else:
-                notes.append(f"{n_dupes:,} exact duplicate rows kept (duplicates='drop' removes "
-                             f"them)")  # fmt: skip
-                warnings.warn(f"{table}: {n_dupes:,} exact duplicate rows on {dup_keys} (kept; "
-                              f"pass duplicates='drop' to remove)\n{examples.to_string()}",
-                              DataQualityWarning, stacklevel=3)  # fmt: skip
+                notes.append(
+                    f"{n_dupes:,} exact duplicate rows kept (duplicates='drop' removes them)"
+                )
+                warnings.warn(
+                    f"{table}: {n_dupes:,} exact duplicate rows on {dup_keys} (kept; "
+                    f"pass duplicates='drop' to remove)\n{examples.to_string()}",
+                    DataQualityWarning,
+                    stacklevel=3,
+                )
     except Exception:
         engine.release(t)
         raise
@@ -358,11 +428,20 @@ def report_frame(tables: Sequence[LoadedTable]) -> pd.DataFrame:
     """One row per loaded table: source, rows read, rows loaded, dropped, duplicates, notes."""
     import pandas as pd
 
-    return pd.DataFrame([{"table": t.report.table, "source": t.report.source,
-                          "rows_read": t.report.rows_read, "rows_loaded": t.report.rows_loaded,
-                          "dropped": sum(t.report.dropped.values()),
-                          "exact_duplicates": t.report.duplicates,
-                          "notes": "; ".join(t.report.notes)} for t in tables])  # fmt: skip
+    return pd.DataFrame(
+        [
+            {
+                "table": t.report.table,
+                "source": t.report.source,
+                "rows_read": t.report.rows_read,
+                "rows_loaded": t.report.rows_loaded,
+                "dropped": sum(t.report.dropped.values()),
+                "exact_duplicates": t.report.duplicates,
+                "notes": "; ".join(t.report.notes),
+            }
+            for t in tables
+        ]
+    )
 
 
 def load_events(source: Any, **kwargs: Any) -> LoadedTable:

@@ -31,8 +31,18 @@ from cjlib.stats import wilson_interval
 if TYPE_CHECKING:  # pragma: no cover
     import ibis.expr.types as ir
 
-__all__ = ["with_stages", "stage_steps", "stage_sequences", "stage_paths", "stage_transitions",
-           "describe_journeys", "furthest_stage", "stage_coverage", "START", "END"]  # fmt: skip
+__all__ = [
+    "with_stages",
+    "stage_steps",
+    "stage_sequences",
+    "stage_paths",
+    "stage_transitions",
+    "describe_journeys",
+    "furthest_stage",
+    "stage_coverage",
+    "START",
+    "END",
+]
 
 START, END = "(start)", "(end)"
 _ORDER = ("timestamp", "stage_index", "event")
@@ -46,13 +56,14 @@ def _model(stages: StageModel | None) -> StageModel:
     return stages
 
 
-def with_stages(events: Any, stages: StageModel | None = None, *,
-                engine: Engine | None = None) -> ir.Table:
+def with_stages(
+    events: Any, stages: StageModel | None = None, *, engine: Engine | None = None
+) -> ir.Table:
     """``events`` plus ``stage`` and ``stage_index`` (0 = earliest; null when unmapped).
 
     A ``stage`` column already in the events wins over the event mapping; its values may be stage
     names or aliases (``Zakup``, ``购买``...). Values that are neither raise :class:`SchemaError`.
-    """  # fmt: skip
+    """
     import ibis
 
     model = _model(stages)
@@ -74,34 +85,51 @@ def with_stages(events: Any, stages: StageModel | None = None, *,
             except KeyError:
                 unknown.append(label)
         if unknown:
-            raise SchemaError("events", "stage", f"values that are not stages of "
-                              f"{model.name} {list(model.stages)}: {sorted(map(str, unknown))[:10]}",
-                              count=len(unknown), hint="add them as aliases or drop the column")  # fmt: skip
-        from_column = ibis.cases(*[(t.stage == k, v) for k, v in resolved.items()],
-                                 else_=ibis.null("string")) if resolved else ibis.null("string")  # fmt: skip
+            raise SchemaError(
+                "events",
+                "stage",
+                f"values that are not stages of "
+                f"{model.name} {list(model.stages)}: {sorted(map(str, unknown))[:10]}",
+                count=len(unknown),
+                hint="add them as aliases or drop the column",
+            )
+        from_column = (
+            ibis.cases(*[(t.stage == k, v) for k, v in resolved.items()], else_=ibis.null("string"))
+            if resolved
+            else ibis.null("string")
+        )
         mapped = from_column.coalesce(mapped)
     t = t.mutate(stage=mapped)
-    index = ibis.cases(*[(t.stage == s, i) for i, s in enumerate(model.stages)],
-                       else_=ibis.null("int64"))  # fmt: skip
+    index = ibis.cases(
+        *[(t.stage == s, i) for i, s in enumerate(model.stages)], else_=ibis.null("int64")
+    )
     return t.mutate(stage_index=index.cast("int64"))
 
 
-def stage_steps(events: Any, stages: StageModel | None = None, *, collapse: bool = True,
-                engine: Engine | None = None) -> ir.Table:
+def stage_steps(
+    events: Any,
+    stages: StageModel | None = None,
+    *,
+    collapse: bool = True,
+    engine: Engine | None = None,
+) -> ir.Table:
     """One row per stage step: ``customer_id, timestamp, event, stage, stage_index, step,
     prev_index``; unmapped events are left out. ``step`` counts from 1 within each customer."""
     import ibis
 
     t = with_stages(events, stages, engine=engine)
-    t = t.filter(t.stage_index.notnull()).select("customer_id", "timestamp", "event", "stage",
-                                                 "stage_index")  # fmt: skip
+    t = t.filter(t.stage_index.notnull()).select(
+        "customer_id", "timestamp", "event", "stage", "stage_index"
+    )
     window = ibis.window(group_by="customer_id", order_by=list(_ORDER))
     if collapse:
         t = t.mutate(prev_index=t.stage_index.lag().over(window))
         t = t.filter(t.prev_index.isnull() | (t.prev_index != t.stage_index)).drop("prev_index")
     window = ibis.window(group_by="customer_id", order_by=list(_ORDER))
-    return t.mutate(step=(ibis.row_number().over(window) + 1).cast("int64"),
-                    prev_index=t.stage_index.lag().over(window))  # fmt: skip
+    return t.mutate(
+        step=(ibis.row_number().over(window) + 1).cast("int64"),
+        prev_index=t.stage_index.lag().over(window),
+    )
 
 
 def _customer_paths(steps: ir.Table) -> ir.Table:
@@ -120,12 +148,17 @@ def _customer_paths(steps: ir.Table) -> ir.Table:
     return per.mutate(path=path).drop("keys")
 
 
-def stage_sequences(events: Any, stages: StageModel | None = None, *, collapse: bool = True,
-                    engine: Engine | None = None) -> pd.DataFrame:
+def stage_sequences(
+    events: Any,
+    stages: StageModel | None = None,
+    *,
+    collapse: bool = True,
+    engine: Engine | None = None,
+) -> pd.DataFrame:
     """Each customer's stage path: ``customer_id, path, n_steps, furthest_stage, regressions``.
 
     One row per customer with at least one mapped event, sorted by ``customer_id``.
-    """  # fmt: skip
+    """
     model = _model(stages)
     steps = stage_steps(events, model, collapse=collapse, engine=engine)
     _, engine = as_table(events, engine)
@@ -138,14 +171,20 @@ def stage_sequences(events: Any, stages: StageModel | None = None, *, collapse: 
     )
 
 
-def stage_paths(events: Any, stages: StageModel | None = None, *, top: int | None = 20,
-                collapse: bool = True, confidence: float = 0.95,
-                engine: Engine | None = None) -> pd.DataFrame:
+def stage_paths(
+    events: Any,
+    stages: StageModel | None = None,
+    *,
+    top: int | None = 20,
+    collapse: bool = True,
+    confidence: float = 0.95,
+    engine: Engine | None = None,
+) -> pd.DataFrame:
     """The most common stage paths: ``path, customers, share, share_low, share_high``.
 
     ``share`` = customers with that exact path / customers with at least one mapped event, with a
     Wilson interval. ``top=None`` returns every path.
-    """  # fmt: skip
+    """
     model = _model(stages)
     steps = stage_steps(events, model, collapse=collapse, engine=engine)
     _, engine = as_table(events, engine)
@@ -156,8 +195,9 @@ def stage_paths(events: Any, stages: StageModel | None = None, *, top: int | Non
     out = engine.to_pandas(counts.limit(top) if top else counts)
     out["customers"] = out["customers"].astype("int64")
     out["share"] = out["customers"] / total
-    out["share_low"], out["share_high"] = wilson_interval(out["customers"], total,
-                                                          confidence=confidence)  # fmt: skip
+    out["share_low"], out["share_high"] = wilson_interval(
+        out["customers"], total, confidence=confidence
+    )
     return out.reset_index(drop=True)
 
 
@@ -173,15 +213,21 @@ def _kind(src: int | None, dst: int | None) -> str:
     return "skip" if dst > src else "regression"
 
 
-def stage_transitions(events: Any, stages: StageModel | None = None, *, collapse: bool = True,
-                      confidence: float = 0.95, engine: Engine | None = None) -> pd.DataFrame:
+def stage_transitions(
+    events: Any,
+    stages: StageModel | None = None,
+    *,
+    collapse: bool = True,
+    confidence: float = 0.95,
+    engine: Engine | None = None,
+) -> pd.DataFrame:
     """Counts of every stage-to-stage move, including ``(start)`` and ``(end)``.
 
     Columns: ``from_stage, to_stage, kind, transitions, customers, share, share_low, share_high``.
     ``share`` = transitions from ``from_stage`` to ``to_stage`` / all transitions out of
     ``from_stage`` (ends included, so each row of the matrix sums to 1), with a Wilson interval.
     ``customers`` counts distinct customers who made the move at least once.
-    """  # fmt: skip
+    """
     import ibis
 
     model = _model(stages)
@@ -217,15 +263,29 @@ def stage_transitions(events: Any, stages: StageModel | None = None, *, collapse
     table["customers"] = table["customers"].astype("int64")
     out_of = table.groupby("from_stage")["transitions"].transform("sum")
     table["share"] = table["transitions"] / out_of
-    table["share_low"], table["share_high"] = wilson_interval(table["transitions"], out_of,
-                                                              confidence=confidence)  # fmt: skip
-    cols = ["from_stage", "to_stage", "kind", "transitions", "customers", "share", "share_low",
-            "share_high"]  # fmt: skip
+    table["share_low"], table["share_high"] = wilson_interval(
+        table["transitions"], out_of, confidence=confidence
+    )
+    cols = [
+        "from_stage",
+        "to_stage",
+        "kind",
+        "transitions",
+        "customers",
+        "share",
+        "share_low",
+        "share_high",
+    ]
     return table[cols].reset_index(drop=True)
 
 
-def furthest_stage(events: Any, stages: StageModel | None = None, *, confidence: float = 0.95,
-                   engine: Engine | None = None) -> pd.DataFrame:
+def furthest_stage(
+    events: Any,
+    stages: StageModel | None = None,
+    *,
+    confidence: float = 0.95,
+    engine: Engine | None = None,
+) -> pd.DataFrame:
     """How far customers got: one row per stage.
 
     Columns: ``stage, customers`` (whose furthest stage is this one), ``share`` of customers with
@@ -239,31 +299,40 @@ def furthest_stage(events: Any, stages: StageModel | None = None, *, confidence:
     t = t.filter(t.stage_index.notnull())
     per = t.group_by("customer_id").aggregate(furthest_index=t.stage_index.max())
     counts = engine.to_pandas(per.group_by("furthest_index").aggregate(customers=per.count()))
-    by_index = dict(zip(counts.furthest_index.astype(int), counts.customers.astype(int),
-                        strict=True))  # fmt: skip
-    out = pd.DataFrame({"stage": list(model.stages),
-                        "customers": [by_index.get(i, 0) for i in range(len(model.stages))]})  # fmt: skip
+    by_index = dict(
+        zip(counts.furthest_index.astype(int), counts.customers.astype(int), strict=True)
+    )
+    out = pd.DataFrame(
+        {
+            "stage": list(model.stages),
+            "customers": [by_index.get(i, 0) for i in range(len(model.stages))],
+        }
+    )
     total = int(out["customers"].sum())
     out["share"] = out["customers"] / total if total else float("nan")
-    out["share_low"], out["share_high"] = wilson_interval(out["customers"], total,
-                                                          confidence=confidence)  # fmt: skip
+    out["share_low"], out["share_high"] = wilson_interval(
+        out["customers"], total, confidence=confidence
+    )
     out["reached"] = out["customers"][::-1].cumsum()[::-1].astype("int64")
     out["reached_share"] = out["reached"] / total if total else float("nan")
-    out["reached_low"], out["reached_high"] = wilson_interval(out["reached"], total,
-                                                              confidence=confidence)  # fmt: skip
+    out["reached_low"], out["reached_high"] = wilson_interval(
+        out["reached"], total, confidence=confidence
+    )
     return out
 
 
-def stage_coverage(events: Any, stages: StageModel | None = None, *,
-                   engine: Engine | None = None) -> pd.DataFrame:
+def stage_coverage(
+    events: Any, stages: StageModel | None = None, *, engine: Engine | None = None
+) -> pd.DataFrame:
     """Every event name with its count, customers and mapped stage (``None`` when unmapped).
 
     Sorted by count; read it to see which events the stage model leaves out.
-    """  # fmt: skip
+    """
     t = with_stages(events, stages, engine=engine)
     _, engine = as_table(events, engine)
-    counts = t.group_by(["event", "stage"]).aggregate(events=t.count(),
-                                                      customers=t.customer_id.nunique())  # fmt: skip
+    counts = t.group_by(["event", "stage"]).aggregate(
+        events=t.count(), customers=t.customer_id.nunique()
+    )
     out = engine.to_pandas(counts.order_by([counts.events.desc(), counts.event]))
     out["events"] = out["events"].astype("int64")
     out["customers"] = out["customers"].astype("int64")
@@ -275,10 +344,11 @@ def _pct(x: float) -> str:
     return f"{100 * x:.1f} %"
 
 
-def describe_journeys(furthest: pd.DataFrame, transitions: pd.DataFrame,
-                      paths: pd.DataFrame | None = None) -> list[str]:
+def describe_journeys(
+    furthest: pd.DataFrame, transitions: pd.DataFrame, paths: pd.DataFrame | None = None
+) -> list[str]:
     """Plain-language findings from :func:`furthest_stage`, :func:`stage_transitions` and
-    (optionally) :func:`stage_paths`. Every share is stated with its denominator and interval."""  # fmt: skip
+    (optionally) :func:`stage_paths`. Every share is stated with its denominator and interval."""
     total = int(furthest["customers"].sum())
     if total == 0:
         return ["No customer has an event that the stage model maps to a stage."]
@@ -294,16 +364,22 @@ def describe_journeys(furthest: pd.DataFrame, transitions: pd.DataFrame,
     for a, b in zip(stages[:2], stages[1:3], strict=False):
         if reached[a]:
             lost = 1 - reached[b] / reached[a]
-            lines.append(f"Between {a} and {b}, {_pct(lost)} of the {int(reached[a]):,} customers "
-                         f"who reached {a} never got further.")  # fmt: skip
+            lines.append(
+                f"Between {a} and {b}, {_pct(lost)} of the {int(reached[a]):,} customers "
+                f"who reached {a} never got further."
+            )
     moves = transitions[~transitions["from_stage"].isin([START]) & (transitions["to_stage"] != END)]
     back = moves[moves["kind"] == "regression"]
     if len(moves):
         share = back["transitions"].sum() / moves["transitions"].sum()
-        lines.append(f"{_pct(share)} of the {int(moves['transitions'].sum()):,} stage-to-stage "
-                     f"moves go back to an earlier stage: journeys are not linear.")  # fmt: skip
+        lines.append(
+            f"{_pct(share)} of the {int(moves['transitions'].sum()):,} stage-to-stage "
+            f"moves go back to an earlier stage: journeys are not linear."
+        )
     if paths is not None and len(paths):
         top = paths.iloc[0]
-        lines.append(f"The most common stage path is '{top.path}' ({int(top.customers):,} "
-                     f"customers, {_pct(top.share)}).")  # fmt: skip
+        lines.append(
+            f"The most common stage path is '{top.path}' ({int(top.customers):,} "
+            f"customers, {_pct(top.share)})."
+        )
     return lines

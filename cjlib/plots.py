@@ -34,8 +34,15 @@ def plot_furthest_stage(furthest: pd.DataFrame, *, ax: Axes | None = None) -> Ax
     err = [share - furthest["reached_low"] * 100, furthest["reached_high"] * 100 - share]
     ax.bar(x, share, color="#4C72B0", yerr=err, capsize=4, ecolor="#333333")
     for i, (s, n) in enumerate(zip(share, furthest["reached"], strict=True)):
-        ax.annotate(f"{s:.1f} %\n({n:,})", (i, s), textcoords="offset points", xytext=(0, 6),
-                    ha="center", va="bottom", fontsize=8)  # fmt: skip
+        ax.annotate(
+            f"{s:.1f} %\n({n:,})",
+            (i, s),
+            textcoords="offset points",
+            xytext=(0, 6),
+            ha="center",
+            va="bottom",
+            fontsize=8,
+        )
     ax.set_xticks(list(x), furthest["stage"], rotation=0)
     ax.set_ylabel("customers reaching the stage (%)")
     ax.set_ylim(0, 118)
@@ -56,11 +63,25 @@ def plot_transition_matrix(transitions: pd.DataFrame, *, ax: Axes | None = None)
 
     order = list(dict.fromkeys(transitions["from_stage"]))
     cols = [s for s in order if s != START] + [END]
-    matrix = (transitions.pivot_table(index="from_stage", columns="to_stage", values="share",
-                                      aggfunc="sum").reindex(index=order, columns=cols) * 100)  # fmt: skip
+    matrix = (
+        transitions.pivot_table(
+            index="from_stage", columns="to_stage", values="share", aggfunc="sum"
+        ).reindex(index=order, columns=cols)
+        * 100
+    )
     ax = _axes(ax, (1.3 * len(cols) + 2, 0.7 * len(order) + 1.5))
-    sns.heatmap(matrix, annot=True, fmt=".1f", cmap="Blues", cbar_kws={"label": "% of moves out"},
-                linewidths=0.5, linecolor="white", ax=ax, vmin=0, vmax=100)  # fmt: skip
+    sns.heatmap(
+        matrix,
+        annot=True,
+        fmt=".1f",
+        cmap="Blues",
+        cbar_kws={"label": "% of moves out"},
+        linewidths=0.5,
+        linecolor="white",
+        ax=ax,
+        vmin=0,
+        vmax=100,
+    )
     ax.set_xlabel("to")
     ax.set_ylabel("from")
     ax.set_title("Stage transitions (% of moves out of each stage)")

@@ -28,7 +28,16 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-__all__ = ["GLUE_MIME", "glue", "show_markdown", "read_glued", "lineage", "run_notebooks", "main"]
+__all__ = [
+    "GLUE_MIME",
+    "glue",
+    "show_markdown",
+    "read_glued",
+    "environment",
+    "lineage",
+    "run_notebooks",
+    "main",
+]
 
 GLUE_MIME = "application/vnd.cjlib.glue+json"
 PROJECT = Path(__file__).resolve().parent.parent
@@ -72,8 +81,11 @@ def read_glued(notebook: Any) -> dict[str, Any]:
     """``{name: value}`` recorded with :func:`glue` in an executed notebook (node or path)."""
     import nbformat
 
-    nb = nbformat.read(str(notebook), as_version=4) if isinstance(notebook, (str, Path)) \
-        else notebook  # fmt: skip
+    nb = (
+        nbformat.read(str(notebook), as_version=4)
+        if isinstance(notebook, (str, Path))
+        else notebook
+    )
     found: dict[str, Any] = {}
     for cell in nb.cells:
         for out in cell.get("outputs", []):
@@ -83,37 +95,64 @@ def read_glued(notebook: Any) -> dict[str, Any]:
     return found
 
 
-def lineage(tables: Sequence[Any] = (), *, stages: Any = None, engine: Any = None,
-            parameters: Mapping[str, Any] | None = None) -> str:
-    """Markdown for the methodology and lineage appendix: inputs, engine, stage model, versions."""  # fmt: skip
+def environment() -> dict[str, Any]:
+    """The interpreter and package versions this kernel runs on (recorded in every report)."""
     import platform
     from importlib.metadata import PackageNotFoundError, version
 
-    lines = ["### Inputs", "", "| table | source | rows read | rows used | dropped |", "|---|---|---:|---:|---|"]  # fmt: skip
+    versions = {}
+    for pkg in ("cjlib", "pandas", "numpy", "ibis-framework", "duckdb", "pyspark", "papermill"):
+        try:
+            versions[pkg] = version(pkg)
+        except PackageNotFoundError:
+            continue
+    return {"python": platform.python_version(), "executable": sys.executable, "packages": versions}
+
+
+def lineage(
+    tables: Sequence[Any] = (),
+    *,
+    stages: Any = None,
+    engine: Any = None,
+    parameters: Mapping[str, Any] | None = None,
+) -> str:
+    """Markdown for the methodology and lineage appendix: inputs, engine, stage model, versions."""
+    lines = [
+        "### Inputs",
+        "",
+        "| table | source | rows read | rows used | dropped |",
+        "|---|---|---:|---:|---|",
+    ]
     for t in tables:
         r = t.report
         dropped = "; ".join(f"{n:,} {why}" for why, n in r.dropped.items()) or "none"
-        lines.append(f"| {r.table} | `{r.source}` | {r.rows_read:,} | {r.rows_loaded:,} | {dropped} |")  # fmt: skip
+        lines.append(
+            f"| {r.table} | `{r.source}` | {r.rows_read:,} | {r.rows_loaded:,} | {dropped} |"
+        )
     if stages is not None:
-        lines += ["", f"### Stage model: `{stages.name}`", "",
-                  "Stages in order: " + " → ".join(stages.stages) + ". Each event is mapped by exact "
-                  "name first (case-insensitive, spaces and hyphens read as underscores), then by "
-                  "regular expression; a `stage` column, when present, wins. Consecutive events in "
-                  "the same stage form one step; a step to an earlier stage is a regression, to a "
-                  "later stage but not the next one a skip."]  # fmt: skip
+        lines += [
+            "",
+            f"### Stage model: `{stages.name}`",
+            "",
+            "Stages in order: " + " → ".join(stages.stages) + ". Each event is mapped by exact "
+            "name first (case-insensitive, spaces and hyphens read as underscores), then by "
+            "regular expression; a `stage` column, when present, wins. Consecutive events in "
+            "the same stage form one step; a step to an earlier stage is a regression, to a "
+            "later stage but not the next one a skip.",
+        ]
     if parameters:
         lines += ["", "### Parameters", "", "| name | value |", "|---|---|"]
         lines += [f"| {k} | `{v!r}` |" for k, v in parameters.items()]
-    versions = []
-    for pkg in ("cjlib", "pandas", "ibis-framework", "duckdb", "pyspark", "papermill"):
-        try:
-            versions.append(f"{pkg} {version(pkg)}")
-        except PackageNotFoundError:
-            continue
-    engine_name = getattr(engine, "name", "duckdb")
-    lines += ["", "### Environment", "",
-              f"Engine: {engine_name}. Python {platform.python_version()}; " + ", ".join(versions)
-              + ". Intervals on shares are Wilson score intervals (95 % unless stated)."]  # fmt: skip
+    env = environment()
+    versions = ", ".join(f"{k} {v}" for k, v in env["packages"].items())
+    lines += [
+        "",
+        "### Environment",
+        "",
+        f"Engine: {getattr(engine, 'name', 'duckdb')}. Python {env['python']} "
+        f"(`{env['executable']}`); {versions}. Intervals on shares are Wilson score "
+        "intervals at 95 %.",
+    ]
     return "\n".join(lines)
 
 
@@ -130,16 +169,22 @@ def _export_html(nb_path: Path, target: Path, *, with_code: bool) -> None:
     import nbformat
     from nbconvert import HTMLExporter
 
-    exporter = HTMLExporter(exclude_input=not with_code, exclude_input_prompt=True,
-                            exclude_output_prompt=True)  # fmt: skip
+    exporter = HTMLExporter(
+        exclude_input=not with_code, exclude_input_prompt=True, exclude_output_prompt=True
+    )
     body, _ = exporter.from_notebook_node(nbformat.read(str(nb_path), as_version=4))
     target.write_text(body, encoding="utf-8")
 
 
-def run_notebooks(notebooks: Sequence[str | Path] | None = None, *, out: str | Path = "reports",
-                  parameters: Mapping[str, Any] | None = None, with_code: bool = False,
-                  run_id: str | None = None) -> tuple[Path, dict[str, str]]:
-    """Run notebooks into a new run folder; return ``(folder, {notebook: error})``."""  # fmt: skip
+def run_notebooks(
+    notebooks: Sequence[str | Path] | None = None,
+    *,
+    out: str | Path = "reports",
+    parameters: Mapping[str, Any] | None = None,
+    with_code: bool = False,
+    run_id: str | None = None,
+) -> tuple[Path, dict[str, str]]:
+    """Run notebooks into a new run folder; return ``(folder, {notebook: error})``."""
     import papermill as pm
 
     paths = [Path(n) for n in notebooks] if notebooks else sorted(NOTEBOOKS.glob("[0-9]*.ipynb"))
@@ -163,9 +208,14 @@ def run_notebooks(notebooks: Sequence[str | Path] | None = None, *, out: str | P
         for nb in paths:
             executed = tmp / nb.name
             try:
-                pm.execute_notebook(str(nb), str(executed), parameters=dict(parameters or {}),
-                                    kernel_name="python3", cwd=str(nb.resolve().parent),
-                                    progress_bar=False)  # fmt: skip
+                pm.execute_notebook(
+                    str(nb),
+                    str(executed),
+                    parameters=dict(parameters or {}),
+                    kernel_name="python3",
+                    cwd=str(nb.resolve().parent),
+                    progress_bar=False,
+                )
             except Exception as exc:  # a failing notebook must not stop the others
                 failures[nb.stem] = f"{type(exc).__name__}: {str(exc).strip().splitlines()[-1]}"
             if executed.exists():
@@ -174,13 +224,18 @@ def run_notebooks(notebooks: Sequence[str | Path] | None = None, *, out: str | P
                     _export_html(executed, tmp / f"{nb.stem}.code.html", with_code=True)
                 results[nb.stem] = read_glued(executed)
                 (tmp / f"{nb.stem}.results.json").write_text(
-                    json.dumps(results[nb.stem], indent=2), encoding="utf-8")
+                    json.dumps(results[nb.stem], indent=2), encoding="utf-8"
+                )
         _write_index(tmp, paths, results, failures)
         inputs = sorted({str(p) for p in (PROJECT / "data").glob("*.csv")})
-        run_info = {"run_id": run_id, "notebooks": [p.stem for p in paths],
-                    "parameters": dict(parameters or {}), "failures": failures,
-                    "python": sys.version.split()[0],
-                    "inputs": [_fingerprint(Path(p)) for p in inputs]}  # fmt: skip
+        run_info = {
+            "run_id": run_id,
+            "notebooks": [p.stem for p in paths],
+            "parameters": dict(parameters or {}),
+            "failures": failures,
+            "python": sys.version.split()[0],
+            "inputs": [_fingerprint(Path(p)) for p in inputs],
+        }
         (tmp / "run.json").write_text(json.dumps(run_info, indent=2), encoding="utf-8")
         tmp.rename(final)
     except BaseException:
@@ -189,16 +244,21 @@ def run_notebooks(notebooks: Sequence[str | Path] | None = None, *, out: str | P
     return final, failures
 
 
-def _write_index(folder: Path, paths: Sequence[Path], results: Mapping[str, dict],
-                 failures: Mapping[str, str]) -> None:  # fmt: skip
+def _write_index(
+    folder: Path, paths: Sequence[Path], results: Mapping[str, dict], failures: Mapping[str, str]
+) -> None:
     items = []
     for p in paths:
         headline = results.get(p.stem, {}).get("headline", "")
         status = f" <b>failed</b>: {html.escape(failures[p.stem])}" if p.stem in failures else ""
-        items.append(f'<li><a href="{p.stem}.html">{html.escape(p.stem)}</a> '
-                     f"{html.escape(str(headline))}{status}</li>")  # fmt: skip
-    page = ("<!doctype html><meta charset='utf-8'><title>cjlib reports</title>"
-            "<h1>cjlib reports</h1><ul>" + "".join(items) + "</ul>")  # fmt: skip
+        items.append(
+            f'<li><a href="{p.stem}.html">{html.escape(p.stem)}</a> '
+            f"{html.escape(str(headline))}{status}</li>"
+        )
+    page = (
+        "<!doctype html><meta charset='utf-8'><title>cjlib reports</title>"
+        "<h1>cjlib reports</h1><ul>" + "".join(items) + "</ul>"
+    )
     (folder / "index.html").write_text(page, encoding="utf-8")
 
 
@@ -230,8 +290,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         params.update(yaml.safe_load(Path(args.file).read_text(encoding="utf-8")) or {})
     params.update(_parse_params(args.param))
-    folder, failures = run_notebooks(args.notebooks or None, out=args.out, parameters=params,
-                                     with_code=args.with_code)  # fmt: skip
+    folder, failures = run_notebooks(
+        args.notebooks or None, out=args.out, parameters=params, with_code=args.with_code
+    )
     print(f"run folder: {folder}")
     for name, why in failures.items():
         print(f"FAILED {name}: {why}", file=sys.stderr)

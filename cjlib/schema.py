@@ -25,15 +25,30 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["SchemaError", "DataQualityWarning", "TableSpec", "TABLES", "COLUMN_MAPS",
-           "spec_for", "resolve_column_map"]  # fmt: skip
+__all__ = [
+    "SchemaError",
+    "DataQualityWarning",
+    "TableSpec",
+    "TABLES",
+    "COLUMN_MAPS",
+    "spec_for",
+    "resolve_column_map",
+]
 
 
 class SchemaError(ValueError):
     """Input that breaks the data contract. Names the table, the column, the count and examples."""
 
-    def __init__(self, table: str, column: str | None, problem: str, *, count: int | None = None,
-                 examples: Any = None, hint: str = "") -> None:  # fmt: skip
+    def __init__(
+        self,
+        table: str,
+        column: str | None,
+        problem: str,
+        *,
+        count: int | None = None,
+        examples: Any = None,
+        hint: str = "",
+    ) -> None:
         self.table, self.column, self.count, self.examples = table, column, count, examples
         where = f"{table}.{column}" if column else table
         text = f"{where}: {problem}"
@@ -76,6 +91,7 @@ class TableSpec:
         return tuple(c for c in self.types if c not in self.required)
 
 
+# fmt: off
 TABLES: dict[str, TableSpec] = {
     "events": TableSpec(
         "events",
@@ -113,9 +129,11 @@ TABLES: dict[str, TableSpec] = {
         {"channel": "text", "spend": "float", "period": "text", "date": "timestamp"},
         {"spend": (0, None, False)},
     ),
-}  # fmt: skip
+}
+# fmt: on
 
 # Vendor exports -> canonical names. Flattened column names as exported to CSV/Parquet.
+# fmt: off
 COLUMN_MAPS: dict[str, dict[str, str]] = {
     # GA4 BigQuery export (event_timestamp is microseconds since the epoch; read as such)
     "ga4": {"user_pseudo_id": "customer_id", "event_timestamp": "timestamp",
@@ -127,7 +145,8 @@ COLUMN_MAPS: dict[str, dict[str, str]] = {
     # Segment track calls, flattened
     "segment": {"userId": "customer_id", "timestamp": "timestamp", "event": "event",
                 "context_campaign_medium": "channel", "properties_revenue": "revenue"},
-}  # fmt: skip
+}
+# fmt: on
 
 
 def spec_for(table: str) -> TableSpec:
@@ -147,21 +166,23 @@ def did_you_mean(name: str, candidates: Iterable[str]) -> str:
     return "did you mean " + " or ".join(repr(lowered[c]) for c in close) + "?"
 
 
-def resolve_column_map(table: str, columns: Sequence[str],
-                       column_map: Mapping[str, str] | str | None) -> dict[str, str]:
+def resolve_column_map(
+    table: str, columns: Sequence[str], column_map: Mapping[str, str] | str | None
+) -> dict[str, str]:
     """Check ``column_map`` against the source columns and return ``{source: canonical}``.
 
     ``column_map`` is ``{source column: canonical name}`` or a vendor preset name (``ga4``,
     ``amplitude``, ``segment``). A preset's entries whose source column is absent are skipped; an
     explicit entry whose source column is absent is an error. Afterwards every required column must
     exist, or :class:`SchemaError` names it with the closest source columns.
-    """  # fmt: skip
+    """
     spec = spec_for(table)
     columns = list(columns)
     if isinstance(column_map, str):
         if column_map not in COLUMN_MAPS:
-            raise ValueError(f"column_map preset must be one of {sorted(COLUMN_MAPS)}, "
-                             f"got {column_map!r}")  # fmt: skip
+            raise ValueError(
+                f"column_map preset must be one of {sorted(COLUMN_MAPS)}, got {column_map!r}"
+            )
         mapping = {s: c for s, c in COLUMN_MAPS[column_map].items() if s in columns}
     elif column_map is None:
         mapping = {}
@@ -169,10 +190,16 @@ def resolve_column_map(table: str, columns: Sequence[str],
         mapping = {str(s): str(c) for s, c in column_map.items()}
         for source in mapping:
             if source not in columns:
-                raise SchemaError(table, source, "column_map names a column the source lacks",
-                                  hint=did_you_mean(source, columns) or f"columns are {columns}")
+                raise SchemaError(
+                    table,
+                    source,
+                    "column_map names a column the source lacks",
+                    hint=did_you_mean(source, columns) or f"columns are {columns}",
+                )
     else:
-        raise TypeError(f"column_map must be a dict or a preset name, got {type(column_map).__name__}")
+        raise TypeError(
+            f"column_map must be a dict or a preset name, got {type(column_map).__name__}"
+        )
     targets = list(mapping.values())
     dupes = sorted({t for t in targets if targets.count(t) > 1})
     if dupes:
@@ -180,12 +207,16 @@ def resolve_column_map(table: str, columns: Sequence[str],
     renamed = [mapping.get(c, c) for c in columns]
     clash = sorted({c for c in renamed if renamed.count(c) > 1})
     if clash:
-        raise SchemaError(table, clash[0], "two columns would share this name after column_map; "
-                          "map or drop one of them")  # fmt: skip
+        raise SchemaError(
+            table,
+            clash[0],
+            "two columns would share this name after column_map; map or drop one of them",
+        )
     for required in spec.required:
         if required not in renamed:
             hint = did_you_mean(required, columns)
-            hint = (hint + " " if hint else "") + f"columns are {columns}; map one with " \
-                f"column_map={{'<source>': '{required}'}}"
+            hint = (
+                hint + " " if hint else ""
+            ) + f"columns are {columns}; map one with column_map={{'<source>': '{required}'}}"
             raise SchemaError(table, required, "required column is missing", hint=hint)
     return mapping

@@ -8,8 +8,8 @@ belongs to, tried in this order:
 2. ``patterns``: regular expressions searched in the normalised event name, in order;
 3. otherwise the event has no stage (it is kept, and reported as unmapped).
 
-``aliases`` map the names analysts use for stages (in English, Polish, Romanian and Chinese material)
-to the canonical stage, so a ``stage`` column written as ``Świadomość`` or ``认知`` is understood.
+``aliases`` map the names analysts use for stages (in English, Polish, Romanian and Chinese
+material) to the canonical stage, so a ``stage`` column written as ``Świadomość`` or ``认知`` is understood.
 Aliases are compared after lower-casing and stripping diacritics (``Rozważenie`` = ``rozwazenie``).
 
 Presets: :func:`five_stage` (awareness, consideration, purchase, retention, advocacy) and
@@ -39,6 +39,7 @@ def normalise_event(text: str) -> str:
 
 # Stage-name aliases, by canonical stage. Sources: the issue's list (Polish, Romanian, Chinese
 # journey-map vocabulary) plus the usual English synonyms in marketing-funnel material.
+# fmt: off
 _ALIASES: dict[str, tuple[str, ...]] = {
     "awareness": (
         "aware", "discovery", "attention", "reach", "top of funnel", "tofu",
@@ -72,10 +73,12 @@ _ALIASES: dict[str, tuple[str, ...]] = {
         "rekomendacja", "susținere", "susţinere", "recomandare", "promovare",
         "倡导", "推荐", "拥护",
     ),
-}  # fmt: skip
+}
+# fmt: on
 
 # Default event vocabularies: cjlib.synth's names, GA4 recommended events, Segment/Amplitude
 # e-commerce spec names (normalised: lower case, underscores).
+# fmt: off
 _EVENTS: dict[str, tuple[str, ...]] = {
     "awareness": (
         "ad_impression", "content_view", "first_visit", "first_open", "view_promotion",
@@ -100,7 +103,8 @@ _EVENTS: dict[str, tuple[str, ...]] = {
         "review_submitted", "referral_sent", "share", "product_reviewed", "product_shared",
         "cart_shared", "referral_completed",
     ),
-}  # fmt: skip
+}
+# fmt: on
 
 _PATTERNS: tuple[tuple[str, str], ...] = (
     (r"(^|_)(review|referr?al|share|recommend)", "advocacy"),
@@ -145,15 +149,19 @@ class StageModel:
             dup = sorted({s for s in stages if stages.count(s) > 1})
             raise ValueError(f"stages must be unique, got duplicates {dup}")
         object.__setattr__(self, "stages", stages)
-        events = {normalise_event(e): self._check_stage(s, f"events[{e!r}]")
-                  for e, s in dict(self.events).items()}  # fmt: skip
+        events = {
+            normalise_event(e): self._check_stage(s, f"events[{e!r}]")
+            for e, s in dict(self.events).items()
+        }
         object.__setattr__(self, "events", events)
         patterns = []
         for pat, stage in self.patterns:
             try:
                 re.compile(pat)
             except re.error as exc:
-                raise ValueError(f"patterns: {pat!r} is not a valid regular expression: {exc}")
+                raise ValueError(
+                    f"patterns: {pat!r} is not a valid regular expression: {exc}"
+                ) from None
             patterns.append((pat, self._check_stage(stage, f"patterns[{pat!r}]")))
         object.__setattr__(self, "patterns", tuple(patterns))
         aliases = {normalise_label(s): s for s in stages}
@@ -163,7 +171,9 @@ class StageModel:
 
     def _check_stage(self, stage: str, where: str) -> str:
         if stage not in self.stages:
-            raise ValueError(f"{where} maps to unknown stage {stage!r}; stages are {list(self.stages)}")
+            raise ValueError(
+                f"{where} maps to unknown stage {stage!r}; stages are {list(self.stages)}"
+            )
         return stage
 
     # -- lookups -------------------------------------------------------------------------------
@@ -193,12 +203,17 @@ class StageModel:
         return None
 
     # -- derivation ------------------------------------------------------------------------------
-    def with_events(self, mapping: Mapping[str, str] | None = None, *,
-                    patterns: Iterable[tuple[str, str]] = (), replace: bool = False) -> StageModel:
+    def with_events(
+        self,
+        mapping: Mapping[str, str] | None = None,
+        *,
+        patterns: Iterable[tuple[str, str]] = (),
+        replace: bool = False,
+    ) -> StageModel:
         """A copy with extra (or, with ``replace=True``, only these) event names and patterns.
 
         Targets may be stage names or aliases. Added patterns are tried before the existing ones.
-        """  # fmt: skip
+        """
         new_events = {} if replace else dict(self.events)
         new_events.update({e: self.resolve(s) for e, s in (mapping or {}).items()})
         new_patterns = tuple((p, self.resolve(s)) for p, s in patterns)
@@ -226,11 +241,16 @@ class StageModel:
             base = preset_model(preset)
             return base.with_events(spec.get("events"), patterns=spec.get("patterns", ()))
         if "stages" not in spec:
-            raise ValueError("a stage model spec needs 'stages' (or 'preset'), got keys "
-                             f"{sorted(spec)}")  # fmt: skip
-        return cls(spec["stages"], spec.get("events", {}),
-                   tuple(tuple(p) for p in spec.get("patterns", ())),
-                   spec.get("aliases", {}), spec.get("name", "custom"))  # fmt: skip
+            raise ValueError(
+                f"a stage model spec needs 'stages' (or 'preset'), got keys {sorted(spec)}"
+            )
+        return cls(
+            spec["stages"],
+            spec.get("events", {}),
+            tuple(tuple(p) for p in spec.get("patterns", ())),
+            spec.get("aliases", {}),
+            spec.get("name", "custom"),
+        )
 
     def _repr_html_(self) -> str:
         rows = "".join(
@@ -239,8 +259,10 @@ class StageModel:
             + "</td></tr>"
             for i, s in enumerate(self.stages)
         )
-        return (f"<table><caption>Stage model: {self.name}</caption><tr><th>#</th><th>stage</th>"
-                f"<th>events</th></tr>{rows}</table>")  # fmt: skip
+        return (
+            f"<table><caption>Stage model: {self.name}</caption><tr><th>#</th><th>stage</th>"
+            f"<th>events</th></tr>{rows}</table>"
+        )
 
 
 def _preset(name: str, stages: tuple[str, ...], fold: Mapping[str, str]) -> StageModel:
@@ -260,14 +282,28 @@ def five_stage() -> StageModel:
 
     Adoption and expansion events (and aliases) fold into retention.
     """
-    return _preset("five_stage", ("awareness", "consideration", "purchase", "retention", "advocacy"),
-                   {"adoption": "retention", "expansion": "retention"})  # fmt: skip
+    return _preset(
+        "five_stage",
+        ("awareness", "consideration", "purchase", "retention", "advocacy"),
+        {"adoption": "retention", "expansion": "retention"},
+    )
 
 
 def seven_stage() -> StageModel:
     """Awareness, consideration, purchase, adoption, retention, expansion, advocacy."""
-    return _preset("seven_stage", ("awareness", "consideration", "purchase", "adoption",
-                                   "retention", "expansion", "advocacy"), {})  # fmt: skip
+    return _preset(
+        "seven_stage",
+        (
+            "awareness",
+            "consideration",
+            "purchase",
+            "adoption",
+            "retention",
+            "expansion",
+            "advocacy",
+        ),
+        {},
+    )
 
 
 _PRESETS = {"five_stage": five_stage, "seven_stage": seven_stage}

@@ -38,18 +38,27 @@ def test_load_csv_canonical_types(tiny_events, write_csv, engine):
     df = events.to_pandas()
     assert _digest(path) == before
     assert len(events) == len(tiny_events) == events.report.rows_read
-    assert str(df["timestamp"].dtype).startswith("datetime64") and "UTC" in str(df["timestamp"].dtype)
+    assert str(df["timestamp"].dtype).startswith("datetime64") and "UTC" in str(
+        df["timestamp"].dtype
+    )
     assert df["revenue"].dtype == "float64"
     assert df.loc[df.event == "purchase", "revenue"].sum() == pytest.approx(55.5)
     assert df["timestamp"].min() == pd.Timestamp("2026-01-01 09:00", tz="UTC")
 
 
 def test_offsets_converted_to_utc(engine):
-    df = pd.DataFrame({"customer_id": ["a", "b"], "event": ["x", "x"],
-                       "timestamp": ["2026-03-01T10:00:00+02:00", "2026-03-01T10:00:00Z"]})  # fmt: skip
+    df = pd.DataFrame(
+        {
+            "customer_id": ["a", "b"],
+            "event": ["x", "x"],
+            "timestamp": ["2026-03-01T10:00:00+02:00", "2026-03-01T10:00:00Z"],
+        }
+    )
     out = cj.load_events(df, engine=engine).to_pandas().sort_values("customer_id")
-    assert list(out["timestamp"]) == [pd.Timestamp("2026-03-01 08:00", tz="UTC"),
-                                      pd.Timestamp("2026-03-01 10:00", tz="UTC")]  # fmt: skip
+    assert list(out["timestamp"]) == [
+        pd.Timestamp("2026-03-01 08:00", tz="UTC"),
+        pd.Timestamp("2026-03-01 10:00", tz="UTC"),
+    ]
 
 
 def test_parquet_duckdb_pandas_and_ibis_sources_agree(tiny_events, tmp_path, engine):
@@ -64,8 +73,10 @@ def test_parquet_duckdb_pandas_and_ibis_sources_agree(tiny_events, tmp_path, eng
         cj.load_events(frame, engine=engine),
         cj.load_events(engine.read(frame), engine=engine),
     ]
-    frames = [t.to_pandas().sort_values(["customer_id", "timestamp"]).reset_index(drop=True)
-              for t in loaded]  # fmt: skip
+    frames = [
+        t.to_pandas().sort_values(["customer_id", "timestamp"]).reset_index(drop=True)
+        for t in loaded
+    ]
     for other in frames[1:]:
         pd.testing.assert_frame_equal(frames[0], other)
     with pytest.raises(ValueError, match="pass table=<name>"):
@@ -82,63 +93,97 @@ def test_pandas_input_is_not_modified(tiny_events, engine):
 
 def test_column_map_vendor_export(engine):
     """A GA4-style export: microsecond epoch timestamps, vendor column names."""
-    ga4 = pd.DataFrame({
-        "user_pseudo_id": ["u1", "u1", "u2"],
-        "event_timestamp": [1767261600000000, 1767348000000000, 1767261600000000],
-        "event_name": ["first_visit", "purchase", "view_item"],
-        "traffic_source_medium": ["organic", None, "cpc"],
-    })  # fmt: skip
+    ga4 = pd.DataFrame(
+        {
+            "user_pseudo_id": ["u1", "u1", "u2"],
+            "event_timestamp": [1767261600000000, 1767348000000000, 1767261600000000],
+            "event_name": ["first_visit", "purchase", "view_item"],
+            "traffic_source_medium": ["organic", None, "cpc"],
+        }
+    )
     events = cj.load_events(ga4, column_map="ga4", engine=engine)
     df = events.to_pandas().sort_values(["customer_id", "timestamp"])
     assert list(df.columns[:4]) == ["customer_id", "timestamp", "event", "channel"]
     assert df["timestamp"].iloc[0] == pd.Timestamp("2026-01-01 10:00", tz="UTC")
-    amp = pd.DataFrame({"user_id": ["a"], "event_time": ["2026-01-01 10:00:00.123000"],
-                        "event_type": ["Order Completed"]})  # fmt: skip
-    assert cj.load_events(amp, column_map="amplitude", engine=engine).to_pandas().event[0] == \
-        "Order Completed"  # fmt: skip
+    amp = pd.DataFrame(
+        {
+            "user_id": ["a"],
+            "event_time": ["2026-01-01 10:00:00.123000"],
+            "event_type": ["Order Completed"],
+        }
+    )
+    assert (
+        cj.load_events(amp, column_map="amplitude", engine=engine).to_pandas().event[0]
+        == "Order Completed"
+    )
 
 
 def test_missing_required_column_did_you_mean(tiny_events, write_csv, engine):
     path = write_csv(tiny_events.rename(columns={"timestamp": "timestmp"}))
-    err = _assert_clean_failure(engine, path, lambda: cj.load_events(path, engine=engine),
-                                r"events\.timestamp: required column is missing; "
-                                r"did you mean 'timestmp'\?")  # fmt: skip
+    err = _assert_clean_failure(
+        engine,
+        path,
+        lambda: cj.load_events(path, engine=engine),
+        r"events\.timestamp: required column is missing; "
+        r"did you mean 'timestmp'\?",
+    )
     assert (err.table, err.column) == ("events", "timestamp")
 
 
 def test_column_map_naming_absent_column(tiny_events, write_csv, engine):
     path = write_csv(tiny_events)
-    _assert_clean_failure(engine, path,
-                          lambda: cj.load_events(path, column_map={"evnt": "event"}, engine=engine),
-                          r"events\.evnt: column_map names a column the source lacks; "
-                          r"did you mean 'event'")  # fmt: skip
+    _assert_clean_failure(
+        engine,
+        path,
+        lambda: cj.load_events(path, column_map={"evnt": "event"}, engine=engine),
+        r"events\.evnt: column_map names a column the source lacks; "
+        r"did you mean 'event'",
+    )
 
 
 def test_unparseable_timestamps(tiny_events, write_csv, engine):
     bad = tiny_events.copy()
     bad.loc[[3, 7], "timestamp"] = ["yesterday", "2026-13-45 10:00:00"]
     path = write_csv(bad)
-    err = _assert_clean_failure(engine, path, lambda: cj.load_events(path, engine=engine),
-                                r"events\.timestamp: timestamps that cannot be read \(2 rows\)")
+    err = _assert_clean_failure(
+        engine,
+        path,
+        lambda: cj.load_events(path, engine=engine),
+        r"events\.timestamp: timestamps that cannot be read \(2 rows\)",
+    )
     assert err.count == 2
     assert "yesterday" in str(err) and "first offending rows" in str(err)
 
 
 def test_mixed_naive_and_aware_timestamps(tiny_events, write_csv, engine):
     bad = tiny_events.copy()
-    bad.loc[[0, 1, 2], "timestamp"] = ["2026-01-01 09:00:00", "2026-01-01 09:05:00",
-                                       "2026-01-02 10:00:00"]  # fmt: skip
+    bad.loc[[0, 1, 2], "timestamp"] = [
+        "2026-01-01 09:00:00",
+        "2026-01-01 09:05:00",
+        "2026-01-02 10:00:00",
+    ]
     path = write_csv(bad)
-    err = _assert_clean_failure(engine, path, lambda: cj.load_events(path, engine=engine),
-                                r"events\.timestamp: mixes time-zone-naive and time-zone-aware")
+    err = _assert_clean_failure(
+        engine,
+        path,
+        lambda: cj.load_events(path, engine=engine),
+        r"events\.timestamp: mixes time-zone-naive and time-zone-aware",
+    )
     assert err.count == 3
     assert "2026-01-01 09:00:00" in str(err)
 
 
 def test_mixed_timestamps_in_a_pandas_object_column(engine):
-    df = pd.DataFrame({"customer_id": ["a", "b"], "event": ["x", "y"],
-                       "timestamp": [pd.Timestamp("2026-01-01"),
-                                     pd.Timestamp("2026-01-01", tz="Europe/Warsaw")]})  # fmt: skip
+    df = pd.DataFrame(
+        {
+            "customer_id": ["a", "b"],
+            "event": ["x", "y"],
+            "timestamp": [
+                pd.Timestamp("2026-01-01"),
+                pd.Timestamp("2026-01-01", tz="Europe/Warsaw"),
+            ],
+        }
+    )
     with pytest.raises(SchemaError, match=r"events\.timestamp: mixes time-zone-naive.*\(1 row\)"):
         cj.load_events(df, engine=engine)
 
@@ -151,9 +196,12 @@ def test_duplicates_reported_kept_or_dropped_on_request(tiny_events, write_csv, 
     assert kept.report.duplicates == 2 and len(kept) == len(doubled)
     dropped = cj.load_events(path, engine=engine, duplicates="drop")
     assert len(dropped) == len(tiny_events) and dropped.report.dropped == {"exact duplicates": 2}
-    err = _assert_clean_failure(engine, path,
-                                lambda: cj.load_events(path, engine=engine, duplicates="error"),
-                                r"events\.customer_id, timestamp, .*exact duplicate rows \(2 rows\)")
+    err = _assert_clean_failure(
+        engine,
+        path,
+        lambda: cj.load_events(path, engine=engine, duplicates="error"),
+        r"events\.customer_id, timestamp, .*exact duplicate rows \(2 rows\)",
+    )
     assert "copies" in str(err)
 
 
@@ -161,8 +209,12 @@ def test_negative_revenue(tiny_events, write_csv, engine):
     bad = tiny_events.copy()
     bad.loc[5, "revenue"] = -40.0
     path = write_csv(bad)
-    err = _assert_clean_failure(engine, path, lambda: cj.load_events(path, engine=engine),
-                                r"events\.revenue: values out of range \(allowed: >= 0\) \(1 row\)")
+    err = _assert_clean_failure(
+        engine,
+        path,
+        lambda: cj.load_events(path, engine=engine),
+        r"events\.revenue: values out of range \(allowed: >= 0\) \(1 row\)",
+    )
     assert "-40" in str(err)
 
 
@@ -170,10 +222,15 @@ def test_revenue_that_is_not_a_number(tiny_events, write_csv, engine):
     bad = tiny_events.copy().astype({"revenue": object})
     bad.loc[5, "revenue"] = "forty"
     path = write_csv(bad)
-    _assert_clean_failure(engine, path, lambda: cj.load_events(path, engine=engine),
-                          r"events\.revenue: values that are not numbers \(1 row\)")
+    _assert_clean_failure(
+        engine,
+        path,
+        lambda: cj.load_events(path, engine=engine),
+        r"events\.revenue: values that are not numbers \(1 row\)",
+    )
 
 
+# fmt: off
 @pytest.mark.parametrize(
     ("column", "values", "match"),
     [
@@ -183,10 +240,11 @@ def test_revenue_that_is_not_a_number(tiny_events, write_csv, engine):
         ("csat", [0, 6, 3, 5], r"surveys\.csat: values out of range \(allowed: >= 1 and <= 5 "
                                r"\(whole numbers\)\) \(2 rows\)"),
     ],
-)  # fmt: skip
+)
+# fmt: on
 def test_survey_scores_out_of_range(column, values, match, write_csv, engine):
     surveys = pd.DataFrame({"customer_id": list("abcd"), "timestamp": ["2026-01-01"] * 4,
-                            column: values})  # fmt: skip
+                            column: values})
     path = write_csv(surveys)
     _assert_clean_failure(engine, path, lambda: cj.load_surveys(path, engine=engine), match)
 
@@ -203,11 +261,11 @@ def test_empty_after_filters(tiny_events, write_csv, engine):
 
 def test_filters_and_window(tiny_events, engine):
     events = cj.load_events(tiny_events, engine=engine, start="2026-01-02", end="2026-02-01",
-                            filters={"customer_id": ["c1", "c2"]})  # fmt: skip
+                            filters={"customer_id": ["c1", "c2"]})
     df = events.to_pandas()
     assert set(df.customer_id) == {"c1", "c2"} and len(df) == 5
     with pytest.raises(SchemaError, match=r"events\.chanel: filters names an unknown column; "
-                                          r"did you mean 'channel'"):  # fmt: skip
+                                          r"did you mean 'channel'"):
         cj.load_events(tiny_events, engine=engine, filters={"chanel": "x"})
 
 
@@ -226,7 +284,7 @@ def test_other_tables(engine):
     with pytest.raises(SchemaError, match=r"costs\.spend: values out of range"):
         cj.load_costs(pd.DataFrame({"channel": ["search"], "spend": [-1.0]}), engine=engine)
     exp = cj.load_experiments(pd.DataFrame({"customer_id": [1, 2], "experiment": ["e", "e"],
-                                            "variant": ["a", "b"]}), engine=engine)  # fmt: skip
+                                            "variant": ["a", "b"]}), engine=engine)
     assert list(exp.to_pandas().customer_id) == ["1", "2"]  # ids are text, joinable across tables
     with pytest.raises(SchemaError, match=r"customers\.customer_id: required column is missing"):
         cj.load_customers(pd.DataFrame({"customer": [1]}), engine=engine)

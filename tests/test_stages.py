@@ -8,11 +8,25 @@ from cjlib.stages import StageModel, five_stage, preset_model, seven_stage
 
 
 def test_presets_have_the_documented_stages():
-    assert five_stage().stages == ("awareness", "consideration", "purchase", "retention", "advocacy")
-    assert seven_stage().stages == ("awareness", "consideration", "purchase", "adoption",
-                                    "retention", "expansion", "advocacy")  # fmt: skip
+    assert five_stage().stages == (
+        "awareness",
+        "consideration",
+        "purchase",
+        "retention",
+        "advocacy",
+    )
+    assert seven_stage().stages == (
+        "awareness",
+        "consideration",
+        "purchase",
+        "adoption",
+        "retention",
+        "expansion",
+        "advocacy",
+    )
 
 
+# fmt: off
 @pytest.mark.parametrize(
     ("label", "stage"),
     [
@@ -26,9 +40,10 @@ def test_presets_have_the_documented_stages():
         ("留存", "retention"), ("倡导", "advocacy"),
         ("AWARENESS", "awareness"), (" Purchase ", "purchase"),
     ],
-)  # fmt: skip
+)
+# fmt: on
 def test_aliases_in_four_languages(label, stage):
-    """Aliases from the issue's list (Polish, Romanian, Chinese) resolve in the seven-stage model."""
+    """Aliases from the issue's list (Polish, Romanian, Chinese) resolve (seven-stage model)."""
     assert seven_stage().resolve(label) == stage
 
 
@@ -40,6 +55,7 @@ def test_five_stage_folds_adoption_and_expansion_into_retention():
     assert seven_stage().stage_of("upgrade") == "expansion"
 
 
+# fmt: off
 @pytest.mark.parametrize(
     ("event", "stage"),
     [
@@ -50,14 +66,15 @@ def test_five_stage_folds_adoption_and_expansion_into_retention():
         ("banner_impression", "awareness"),          # pattern only
         ("totally_unknown", None),
     ],
-)  # fmt: skip
+)
+# fmt: on
 def test_event_mapping_exact_then_patterns(event, stage):
     assert five_stage().stage_of(event) == stage
 
 
 def test_custom_model_and_with_events():
     model = StageModel(("seen", "tried", "bought"), {"visit": "seen", "trial": "tried"},
-                       ((r"^buy", "bought"),))  # fmt: skip
+                       ((r"^buy", "bought"),))
     assert model.stage_of("Visit") == "seen"
     assert model.stage_of("buy_now") == "bought"
     extended = model.with_events({"demo": "tried"}, patterns=[(r"^visit", "bought")])

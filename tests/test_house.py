@@ -1,0 +1,75 @@
+"""House rules from DESIGN.md, enforced: lint, notebook template, module size, no stray output."""
+
+from __future__ import annotations
+
+import ast
+import json
+import re
+import subprocess
+import sys
+
+import pytest
+from conftest import ROOT
+
+NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))
+PARAM_LINE = re.compile(r"^[a-z_][a-z0-9_]*: [A-Za-z_][\w\[\], |]* = .+  # \S.*$")
+
+
+def _ruff(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "ruff", *args, "cjlib", "tests", "notebooks", "benchmarks"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+    )
+
+
+def test_ruff_check_clean():
+    result = _ruff("check", "--no-cache")
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_ruff_format_clean():
+    result = _ruff("format", "--check", "--no-cache")
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_modules_stay_small():
+    for path in (ROOT / "cjlib").rglob("*.py"):
+        lines = len(path.read_text(encoding="utf-8").splitlines())
+        assert lines <= 420, f"{path.relative_to(ROOT)} has {lines} lines; split it by concern"
+    assert not (ROOT / "cjlib" / "utils.py").exists()
+
+
+def test_analysis_modules_do_not_plot():
+    for path in (ROOT / "cjlib").rglob("*.py"):
+        if path.name in ("plots.py", "report.py"):
+            continue
+        text = path.read_text(encoding="utf-8")
+        assert not re.search(r"^\s*(import|from) (matplotlib|plotly|seaborn)", text, re.M), path
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.stem for p in NOTEBOOKS])
+def test_notebook_template(path):
+    nb = json.loads(path.read_text(encoding="utf-8"))
+    cells = nb["cells"]
+    assert re.match(r"^\d\d_[a-z_]+$", path.stem), "notebooks are named NN_<analysis>"
+    assert nb["metadata"]["kernelspec"]["name"] == "python3"
+    assert cells[0]["cell_type"] == "markdown" and "".join(cells[0]["source"]).startswith("# ")
+    header = "".join(cells[0]["source"])
+    for word in ("Question", "Inputs", "Outputs", "How to run"):
+        assert word in header, f"header lacks {word!r}"
+    params = cells[1]
+    assert params["cell_type"] == "code" and "parameters" in params["metadata"].get("tags", [])
+    for line in "".join(params["source"]).splitlines():
+        assert PARAM_LINE.match(line), f"parameter line not 'name: type = literal  # help': {line}"
+        ast.literal_eval(line.split("=", 1)[1].split("  #", 1)[0].strip())
+    for cell in cells:
+        src = "".join(cell["source"])
+        if cell["cell_type"] == "code":
+            assert not cell.get("outputs") and cell.get("execution_count") is None, "strip outputs"
+            assert not re.search(r"^\s*(def|class)\s", src, re.M), "no def/class in notebooks"
+            assert "pip install" not in src
+    titles = ["".join(c["source"]) for c in cells if c["cell_type"] == "markdown"]
+    assert any(t.startswith("## Findings") for t in titles)
+    assert "## Methodology" in titles[-1] or any("## Methodology" in t for t in titles[-2:])
