@@ -8,8 +8,9 @@ belongs to, tried in this order:
 2. ``patterns``: regular expressions searched in the normalised event name, in order;
 3. otherwise the event has no stage (it is kept, and reported as unmapped).
 
-``aliases`` map the names analysts use for stages (in English, Polish, Romanian and Chinese
-material) to the canonical stage, so a ``stage`` column written as ``Świadomość`` or ``认知`` is understood.
+``aliases`` map the names analysts use for stages (English, Polish, Romanian and Chinese
+material) to the canonical stage, so a ``stage`` column written as ``Świadomość`` or ``认知``
+is understood.
 Aliases are compared after lower-casing and stripping diacritics (``Rozważenie`` = ``rozwazenie``).
 
 Presets: :func:`five_stage` (awareness, consideration, purchase, retention, advocacy) and
