@@ -41,7 +41,7 @@ lab: $(RUN_STAMP)
 
 ## make data: regenerate the committed sample in data/ (same seed -> identical files)
 data: $(RUN_STAMP)
-	$(BIN)/python -m cjlib.synth --out data --customers $(SAMPLE_CUSTOMERS) --seed $(SAMPLE_SEED) --overwrite
+	$(BIN)/python -m cjlib.synth --out data --customers $(SAMPLE_CUSTOMERS) --seed $(SAMPLE_SEED) --overwrite --quiet
 
 lint: $(DEV_STAMP)
 	$(BIN)/ruff check cjlib tests notebooks benchmarks
