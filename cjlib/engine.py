@@ -43,6 +43,7 @@ class Engine:
         self.con = con
         self.name = name
         self._attached: dict[str, str] = {}
+        self._cached: dict[int, Any] = {}  # Spark: id(returned table) -> CachedTable
 
     def __repr__(self) -> str:
         return f"Engine({self.name})"
@@ -179,15 +180,28 @@ class Engine:
 
     # -- running ---------------------------------------------------------------------------------
     def to_pandas(self, expr: ir.Expr, *, limit: int | None = None) -> pd.DataFrame:
-        """Execute ``expr`` here and return pandas (a DataFrame, Series or scalar)."""
-        return self.con.to_pandas(expr, limit=limit)
+        """Execute ``expr`` here and return pandas (a DataFrame, Series or scalar).
+
+        UTC timestamp columns come back time-zone-aware on every engine (Spark returns them naive).
+        """
+        out = self.con.to_pandas(expr, limit=limit)
+        if hasattr(out, "columns") and hasattr(expr, "schema"):
+            for name, dtype in expr.schema().items():
+                if dtype.is_timestamp() and dtype.timezone and out[name].dt.tz is None:
+                    out[name] = out[name].dt.tz_localize(dtype.timezone)
+        return out
 
     def materialize(self, expr: ir.Table, *, prefix: str = "cjlib") -> ir.Table:
         """Compute ``expr`` once and keep it in the engine (temp table / Spark cache)."""
         name = f"{prefix}_{os.getpid()}_{next(_counter)}"
         if self.name == "duckdb":
             return self.con.create_table(name, expr, temp=True)
-        return expr.cache()
+        cached = expr.cache()
+        # Spark's cache forgets the UTC zone of timestamp columns: restore the declared types
+        lost = {c: cached[c].cast(t) for c, t in expr.schema().items() if cached[c].type() != t}
+        result = cached.mutate(**lost) if lost else cached
+        self._cached[id(result)] = cached
+        return result
 
     def release(self, table: ir.Table) -> None:
         """Drop a table made by :meth:`materialize` (errors ignored: it may be gone already)."""
@@ -196,7 +210,7 @@ class Engine:
                 name = table.get_name().split(".")[-1]
                 self.con.drop_table(name, database=("temp", "main"), force=True)
             else:
-                table.release()
+                self._cached.pop(id(table), table).release()
 
 
 _default: Engine | None = None

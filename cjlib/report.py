@@ -166,13 +166,17 @@ def _fingerprint(path: Path) -> dict[str, Any]:
 
 
 def _export_html(nb_path: Path, target: Path, *, with_code: bool) -> None:
+    import warnings
+
     import nbformat
     from nbconvert import HTMLExporter
 
     exporter = HTMLExporter(
         exclude_input=not with_code, exclude_input_prompt=True, exclude_output_prompt=True
     )
-    body, _ = exporter.from_notebook_node(nbformat.read(str(nb_path), as_version=4))
+    with warnings.catch_warnings():  # glue() outputs are meant to be invisible in HTML
+        warnings.filterwarnings("ignore", message=".*is not able to be represented")
+        body, _ = exporter.from_notebook_node(nbformat.read(str(nb_path), as_version=4))
     target.write_text(body, encoding="utf-8")
 
 

@@ -1,0 +1,171 @@
+"""Type coercion and contract checks, as engine expressions (used by :mod:`cjlib.io`).
+
+Each canonical column is cast to its role's type; every check is a boolean expression over the
+source rows, so one query counts all problems and a second fetches the first offending rows.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from cjlib.engine import Engine
+from cjlib.schema import SchemaError, TableSpec
+
+if TYPE_CHECKING:  # pragma: no cover
+    import ibis.expr.types as ir
+    import pandas as pd
+
+__all__ = ["coerce", "check_pandas_timestamps", "validate"]
+
+_TZ_SUFFIX = r"\d:\d\d(:\d\d(\.\d+)?)?\s*(Z|z|[+-]\d\d(:?\d\d)?|UTC)$"
+EXAMPLES = 5
+
+
+def _timestamp_expr(col: ir.Column, table: str, name: str, engine: Engine):
+    """(parsed UTC timestamp, checks) for one column; checks are ``{label: bool expr}``."""
+    import ibis
+
+    utc = ibis.dtype("timestamp('UTC')")
+    dtype = col.type()
+    if dtype.is_string():
+        text = col.strip()
+        present = text.notnull() & (text != "")
+        aware = present & text.re_search(_TZ_SUFFIX)
+        parsed = ibis.cases((present, text.try_cast(utc)), else_=ibis.null(utc))
+        checks = {
+            "unparseable": present & parsed.isnull(),
+            "tz_aware": aware,
+            "tz_naive": present & ~aware & parsed.notnull(),
+        }
+        return parsed, checks
+    if dtype.is_timestamp():
+        return col.cast(utc), {}
+    if dtype.is_date():
+        return col.cast(utc), {}
+    if dtype.is_integer() or dtype.is_floating():
+        biggest = engine.to_pandas(col.abs().max())
+        unit = "s"
+        for limit, candidate in ((1e17, "ns"), (1e14, "us"), (1e11, "ms")):
+            if biggest is not None and biggest == biggest and biggest > limit:
+                unit = candidate
+                break
+        scaled = {"ns": col / 1000, "us": col, "ms": col * 1000, "s": col * 1_000_000}[unit]
+        epoch = ibis.timestamp("1970-01-01 00:00:00")
+        return (epoch + scaled.cast("int64").as_interval("us")).cast(utc), {}
+    raise SchemaError(table, name, f"cannot read a timestamp from a column of type {dtype}")
+
+
+def coerce(t: ir.Table, spec: TableSpec, engine: Engine) -> tuple[ir.Table, dict]:
+    """Cast canonical columns to their types; return the table and ``{(column, kind): bad}``."""
+    import ibis
+
+    values: dict[str, Any] = {}
+    checks: dict[tuple[str, str], Any] = {}
+    for name, role in spec.types.items():
+        if name not in t.columns:
+            continue
+        col = t[name]
+        if role in ("id", "text"):
+            text = col.cast("string")
+            if role == "id" and col.type().is_floating():
+                text = col.cast("int64").cast("string")  # 12345.0 -> "12345"
+            values[name] = ibis.cases((text.strip() == "", ibis.null("string")), else_=text)
+        elif role == "timestamp":
+            parsed, ts_checks = _timestamp_expr(col, spec.name, name, engine)
+            values[name] = parsed
+            checks.update({(name, k): v for k, v in ts_checks.items()})
+        else:
+            if col.type().is_string():
+                text = col.strip()
+                present = text.notnull() & (text != "")
+                number = ibis.cases((present, text.try_cast("float64")), else_=ibis.null("float64"))
+                checks[(name, "not_a_number")] = present & number.isnull()
+            else:
+                number = col.cast("float64")
+            values[name] = number
+            low, high, integer = spec.bounds.get(name, (None, None, False))
+            bad = ibis.literal(False)
+            if low is not None:
+                bad = bad | (number < low)
+            if high is not None:
+                bad = bad | (number > high)
+            if integer:
+                bad = bad | (number != number.round())
+            checks[(name, "out_of_range")] = number.notnull() & bad
+    return t.mutate(**values), checks
+
+
+def check_pandas_timestamps(df: pd.DataFrame, spec: TableSpec) -> None:
+    """Mixed naive/aware Python datetimes in an object column cannot reach the engine intact."""
+    import pandas as pd
+
+    for name, role in spec.types.items():
+        if role != "timestamp" or name not in df.columns or df[name].dtype != object:
+            continue
+        stamps = df[name].map(lambda v: getattr(v, "tzinfo", "n/a") if v is not None else "n/a")
+        aware = stamps.map(lambda z: z is not None and z != "n/a")
+        naive = stamps.map(lambda z: z is None)
+        if aware.any() and naive.any():
+            raise SchemaError(
+                spec.name,
+                name,
+                "mixes time-zone-naive and time-zone-aware timestamps",
+                count=int(naive.sum()),
+                examples=df.loc[naive].head(EXAMPLES),
+                hint="localise the naive ones (e.g. tz_localize('UTC')) first",
+            )
+        if aware.any() or naive.any():
+            df[name] = pd.to_datetime(df[name], utc=True)
+
+
+_MESSAGES = {
+    "unparseable": "timestamps that cannot be read",
+    "not_a_number": "values that are not numbers",
+    "out_of_range": "values out of range",
+}
+
+
+def _bounds_text(spec: TableSpec, column: str) -> str:
+    low, high, integer = spec.bounds.get(column, (None, None, False))
+    parts = [f">= {low:g}" if low is not None else "", f"<= {high:g}" if high is not None else ""]
+    return " and ".join(p for p in parts if p) + (" (whole numbers)" if integer else "")
+
+
+def validate(t: ir.Table, raw: ir.Table, spec: TableSpec, checks: dict, engine: Engine) -> dict:
+    """Run every check in one query; raise on the first failure with examples."""
+    if not checks:
+        return {"rows": int(engine.to_pandas(t.count()))}
+    import ibis
+
+    # run the checks on the original rows so examples show what the file holds
+    named = {f"c{i}": cond for i, cond in enumerate(checks.values())}
+    probe = raw.mutate(**{k: ibis.cases((v, 1), else_=0) for k, v in named.items()})
+    totals = engine.to_pandas(
+        probe.aggregate(rows=probe.count(), **{k: probe[k].sum() for k in named})
+    )
+    counts = {key: int(totals[k].iloc[0] or 0) for key, k in zip(checks, named, strict=True)}
+    # mixed zones first: they explain the unparseable rows that often come with them
+    order = sorted(counts, key=lambda key: key[1] != "tz_aware")
+    for column, kind in order:
+        count = counts[(column, kind)]
+        if kind == "tz_aware" and count and counts.get((column, "tz_naive"), 0):
+            naive = counts[(column, "tz_naive")]
+            examples = engine.to_pandas(raw.filter(checks[(column, "tz_naive")]), limit=EXAMPLES)
+            raise SchemaError(
+                spec.name,
+                column,
+                f"mixes time-zone-naive and time-zone-aware "
+                f"timestamps ({count:,} with an offset, {naive:,} without)",
+                count=naive,
+                examples=examples,
+                hint="one group is in the wrong zone: fix the export, or convert "
+                "all to UTC before loading",
+            )
+        if kind in _MESSAGES and count:
+            examples = engine.to_pandas(raw.filter(checks[(column, kind)]), limit=EXAMPLES)
+            hint = spec.hints.get(column, "")
+            problem = _MESSAGES[kind]
+            if kind == "out_of_range":
+                problem += f" (allowed: {_bounds_text(spec, column)})"
+            raise SchemaError(spec.name, column, problem, count=count, examples=examples, hint=hint)
+    return {"rows": int(totals["rows"].iloc[0])}
