@@ -77,6 +77,37 @@ def show_markdown(text: str) -> None:
     display(Markdown(text))
 
 
+def table(
+    df: Any,
+    *,
+    percent: Sequence[str] = (),
+    decimals: Mapping[str, int] | None = None,
+    caption: str | None = None,
+) -> Any:
+    """A report-ready view of a result table: no index, thousands separators, percentages.
+
+    ``percent`` columns hold shares (0-1) shown as ``12.3 %``; other numbers get separators,
+    integers without decimals, floats with ``decimals[column]`` places (default 2). Text is left
+    aligned. Returns a pandas ``Styler`` (the numbers in ``df`` are unchanged).
+    """
+    import pandas as pd
+
+    decimals = dict(decimals or {})
+    formats: dict[str, Any] = {}
+    for col in df.columns:
+        if col in percent:
+            formats[col] = "{:.1%}"
+        elif pd.api.types.is_integer_dtype(df[col]):
+            formats[col] = "{:,}"
+        elif pd.api.types.is_float_dtype(df[col]):
+            formats[col] = "{:,.{}f}".replace("{}", str(decimals.get(col, 2)))
+    text = [c for c in df.columns if not pd.api.types.is_numeric_dtype(df[c])]
+    styler = df.style.format(formats, na_rep="—").hide(axis="index")
+    styler = styler.set_properties(subset=text, **{"text-align": "left"})
+    styler = styler.set_table_styles([{"selector": "th", "props": [("text-align", "left")]}])
+    return styler.set_caption(caption) if caption else styler
+
+
 def read_glued(notebook: Any) -> dict[str, Any]:
     """``{name: value}`` recorded with :func:`glue` in an executed notebook (node or path)."""
     import nbformat
