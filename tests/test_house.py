@@ -73,3 +73,16 @@ def test_notebook_template(path):
     titles = ["".join(c["source"]) for c in cells if c["cell_type"] == "markdown"]
     assert any(t.startswith("## Findings") for t in titles)
     assert "## Methodology" in titles[-1] or any("## Methodology" in t for t in titles[-2:])
+
+
+def test_example_parameter_files_name_real_parameters():
+    for path in sorted((ROOT / "notebooks" / "params").glob("*.yaml")):
+        import yaml
+
+        params = yaml.safe_load(path.read_text())
+        stem = path.stem if (ROOT / "notebooks" / f"{path.stem}.ipynb").exists() else None
+        targets = [ROOT / "notebooks" / f"{stem}.ipynb"] if stem else NOTEBOOKS
+        for nb_path in targets:
+            cell = json.loads(nb_path.read_text())["cells"][1]
+            names = {line.split(":", 1)[0] for line in "".join(cell["source"]).splitlines()}
+            assert set(params) <= names, f"{path.name}: unknown {sorted(set(params) - names)}"

@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import yaml
 from conftest import ROOT
 
 from cjlib.report import run_notebooks
@@ -61,3 +62,35 @@ def test_a_failing_notebook_still_gets_its_html(tmp_path):
     assert "stage model preset must be one of" in failures[NOTEBOOKS[0].stem]
     html = (folder / f"{NOTEBOOKS[0].stem}.html").read_text()
     assert "six_stage" in html
+
+
+def test_ga4_example_parameters_on_a_ga4_shaped_export(tmp_path):
+    """notebooks/params/ga4_export.yaml works on the sample rewritten as a GA4 export."""
+    import pandas as pd
+
+    from cjlib.report import read_glued
+
+    events = pd.read_csv(ROOT / "data" / "events.csv")
+    stamps = pd.to_datetime(events["timestamp"], utc=True)
+    ga4 = pd.DataFrame(
+        {
+            "user_pseudo_id": events["customer_id"],
+            "event_timestamp": (stamps - pd.Timestamp("1970-01-01", tz="UTC"))
+            // pd.Timedelta("1us"),
+            "event_name": events["event"],
+            "traffic_source_medium": events["channel"],
+            "ecommerce_purchase_revenue": events["revenue"],
+        }
+    )
+    path = tmp_path / "ga4.parquet"
+    ga4.to_parquet(path)
+    params = yaml.safe_load((ROOT / "notebooks" / "params" / "ga4_export.yaml").read_text())
+    params["events_path"] = str(path)
+    folder, failures = run_notebooks(
+        NOTEBOOKS[:1], out=tmp_path / "r", run_id="ga4", parameters=params
+    )
+    assert failures == {}
+    results = read_glued(folder / f"{NOTEBOOKS[0].stem}.ipynb")
+    assert results["rows_loaded"][0]["rows_loaded"] == len(events)
+    reached = {r["stage"]: r["reached"] for r in results["furthest_stage"]}
+    assert reached["awareness"] == events["customer_id"].nunique()
