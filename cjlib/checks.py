@@ -15,7 +15,7 @@ if TYPE_CHECKING:  # pragma: no cover
     import ibis.expr.types as ir
     import pandas as pd
 
-__all__ = ["coerce", "check_pandas_timestamps", "validate"]
+__all__ = ["coerce", "check_pandas_timestamps", "validate", "infer_properties"]
 
 _TZ_SUFFIX = r"\d:\d\d(:\d\d(\.\d+)?)?\s*(Z|z|[+-]\d\d(:?\d\d)?|UTC)$"
 EXAMPLES = 5
@@ -169,3 +169,36 @@ def validate(t: ir.Table, raw: ir.Table, spec: TableSpec, checks: dict, engine: 
                 problem += f" (allowed: {_bounds_text(spec, column)})"
             raise SchemaError(spec.name, column, problem, count=count, examples=examples, hint=hint)
     return {"rows": int(totals["rows"].iloc[0])}
+
+
+def infer_properties(t: ir.Table, spec: TableSpec, engine: Engine) -> ir.Table:
+    """Text property columns (not in the contract) whose every value is a number become numbers.
+
+    CSV files arrive as text; a covariate such as ``pre_period_sessions`` should not. Whole
+    numbers become ``int64``, others ``float64``. Columns named ``*id`` stay text (leading zeros).
+    """
+    import ibis
+
+    extra = [
+        c
+        for c in t.columns
+        if c not in spec.types and t[c].type().is_string() and not c.lower().endswith("id")
+    ]
+    if not extra:
+        return t
+    aggs = {}
+    for i, c in enumerate(extra):
+        text = t[c].strip()
+        present = text.notnull() & (text != "")
+        number = text.try_cast("float64")
+        aggs[f"n{i}"] = present.cast("int64").sum()
+        aggs[f"bad{i}"] = (present & number.isnull()).cast("int64").sum()
+        aggs[f"frac{i}"] = (present & (number != number.round())).cast("int64").sum()
+    found = engine.to_pandas(t.aggregate(**aggs)).iloc[0]
+    casts = {}
+    for i, c in enumerate(extra):
+        if found[f"n{i}"] and not found[f"bad{i}"]:
+            text = t[c].strip()
+            number = ibis.cases((text != "", text.try_cast("float64")), else_=ibis.null("float64"))
+            casts[c] = number if found[f"frac{i}"] else number.cast("int64")
+    return t.mutate(**casts) if casts else t

@@ -21,7 +21,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from cjlib.checks import EXAMPLES, check_pandas_timestamps, coerce, validate
+from cjlib.checks import EXAMPLES, check_pandas_timestamps, coerce, infer_properties, validate
 from cjlib.engine import Engine, get_engine
 from cjlib.schema import DataQualityWarning, SchemaError, TableSpec, resolve_column_map, spec_for
 
@@ -182,6 +182,7 @@ def _load(
 
     mapping = resolve_column_map(table, raw.columns, column_map)
     raw = raw.rename({new: old for old, new in mapping.items()}) if mapping else raw
+    raw = infer_properties(raw, spec, engine)
     coerced, checks = coerce(raw, spec, engine)
     counts = validate(coerced, raw, spec, checks, engine)
     rows_read = counts["rows"]

@@ -302,3 +302,20 @@ def test_bad_parameters(tiny_events, engine, tmp_path):
     with pytest.raises(ValueError, match="unknown file type"):
         (tmp_path / "x.xlsx").write_text("x")
         cj.load_events(tmp_path / "x.xlsx", engine=engine)
+
+
+def test_numeric_property_columns_become_numbers(write_csv, engine):
+    """CSV text: a covariate of whole numbers -> int64, decimals -> float64, ids and text stay."""
+    df = pd.DataFrame({"customer_id": ["1", "2", "3"], "experiment": ["e"] * 3,
+                       "variant": ["a", "b", "a"], "pre_sessions": [3, None, 5],
+                       "pre_spend": [1.5, 2.0, None], "order_id": ["007", "010", "011"],
+                       "segment": ["x", "1", "2"]})
+    loaded = cj.load_experiments(write_csv(df), engine=engine)
+    schema = loaded.expr.schema()
+    assert schema["pre_sessions"].is_integer() and schema["pre_spend"].is_floating()
+    assert schema["order_id"].is_string() and schema["segment"].is_string()
+    exp = loaded.to_pandas()
+    assert exp["pre_sessions"].sum() == 8
+    assert exp["pre_spend"].dtype == "float64" and exp["pre_spend"].sum() == 3.5
+    assert list(exp["order_id"]) == ["007", "010", "011"]
+    assert list(exp["segment"]) == ["x", "1", "2"]
