@@ -56,54 +56,57 @@ def _model(stages: StageModel | None) -> StageModel:
     return stages
 
 
+def _index_cases(column: Any, groups: dict[int, list[str]]) -> Any:
+    """``CASE WHEN column IN (...) THEN i ...`` over the distinct values, null otherwise."""
+    import ibis
+
+    cases = [(column.isin(values), i) for i, values in sorted(groups.items()) if values]
+    return ibis.cases(*cases, else_=ibis.null("int64")) if cases else ibis.null("int64")
+
+
 def with_stages(
     events: Any, stages: StageModel | None = None, *, engine: Engine | None = None
 ) -> ir.Table:
     """``events`` plus ``stage`` and ``stage_index`` (0 = earliest; null when unmapped).
 
-    A ``stage`` column already in the events wins over the event mapping; its values may be stage
-    names or aliases (``Zakup``, ``购买``...). Values that are neither raise :class:`SchemaError`.
+    The distinct event names are fetched once and mapped by :meth:`StageModel.stage_of` (exact
+    names, then patterns), so every engine applies exactly the same rules. A ``stage`` column
+    already in the events wins over the event mapping; its values may be stage names or aliases
+    (``Zakup``, ``购买``...). Values that are neither raise :class:`SchemaError`.
     """
     import ibis
 
     model = _model(stages)
     t, engine = as_table(events, engine)
-    name = t.event.lower().re_replace(r"[\s\-]+", "_")
-    cases = []
-    for stage in model.stages:
-        names = sorted(e for e, s in model.events.items() if s == stage)
-        if names:
-            cases.append((name.isin(names), stage))
-    cases += [(name.re_search(pattern), stage) for pattern, stage in model.patterns]
-    mapped = ibis.cases(*cases, else_=ibis.null("string")) if cases else ibis.null("string")
+    by_event: dict[int, list[str]] = {}
+    for name in engine.to_pandas(t.select("event").distinct())["event"].dropna():
+        stage = model.stage_of(name)
+        if stage is not None:
+            by_event.setdefault(model.stages.index(stage), []).append(name)
+    index = _index_cases(t.event, by_event)
     if "stage" in t.columns:
-        given = engine.to_pandas(t.select("stage").distinct())["stage"].dropna().tolist()
-        resolved, unknown = {}, []
-        for label in given:
+        by_label: dict[int, list[str]] = {}
+        unknown = []
+        for label in engine.to_pandas(t.select("stage").distinct())["stage"].dropna():
             try:
-                resolved[label] = model.resolve(label)
+                by_label.setdefault(model.index(label), []).append(label)
             except KeyError:
-                unknown.append(label)
+                unknown.append(str(label))
         if unknown:
             raise SchemaError(
                 "events",
                 "stage",
-                f"values that are not stages of "
-                f"{model.name} {list(model.stages)}: {sorted(map(str, unknown))[:10]}",
+                f"values that are not stages of {model.name} {list(model.stages)}: "
+                f"{sorted(unknown)[:10]}",
                 count=len(unknown),
                 hint="add them as aliases or drop the column",
             )
-        from_column = (
-            ibis.cases(*[(t.stage == k, v) for k, v in resolved.items()], else_=ibis.null("string"))
-            if resolved
-            else ibis.null("string")
-        )
-        mapped = from_column.coalesce(mapped)
-    t = t.mutate(stage=mapped)
-    index = ibis.cases(
-        *[(t.stage == s, i) for i, s in enumerate(model.stages)], else_=ibis.null("int64")
+        index = _index_cases(t.stage, by_label).coalesce(index)
+    t = t.mutate(stage_index=index.cast("int64"))
+    names = ibis.cases(
+        *[(t.stage_index == i, s) for i, s in enumerate(model.stages)], else_=ibis.null("string")
     )
-    return t.mutate(stage_index=index.cast("int64"))
+    return t.mutate(stage=names).relocate("stage_index", after="stage")
 
 
 def stage_steps(
@@ -114,7 +117,8 @@ def stage_steps(
     engine: Engine | None = None,
 ) -> ir.Table:
     """One row per stage step: ``customer_id, timestamp, event, stage, stage_index, step,
-    prev_index``; unmapped events are left out. ``step`` counts from 1 within each customer."""
+    prev_index, next_index``; unmapped events are left out. ``step`` counts from 1 within each
+    customer; ``prev_index``/``next_index`` are null at the first/last step."""
     import ibis
 
     t = with_stages(events, stages, engine=engine)
@@ -129,6 +133,7 @@ def stage_steps(
     return t.mutate(
         step=(ibis.row_number().over(window) + 1).cast("int64"),
         prev_index=t.stage_index.lag().over(window),
+        next_index=t.stage_index.lead().over(window),
     )
 
 
@@ -233,11 +238,10 @@ def stage_transitions(
     model = _model(stages)
     steps = stage_steps(events, model, collapse=collapse, engine=engine)
     _, engine = as_table(events, engine)
-    last = steps.mutate(is_last=steps.step == steps.step.max().over(group_by="customer_id"))
     moves = steps.group_by(["prev_index", "stage_index"]).aggregate(
         transitions=steps.count(), customers=steps.customer_id.nunique()
     )
-    last = last.filter(last.is_last)
+    last = steps.filter(steps.next_index.isnull())
     ends = (
         last.group_by("stage_index")
         .aggregate(transitions=last.count(), customers=last.customer_id.nunique())
