@@ -37,7 +37,7 @@ test: $(DEV_STAMP)
 
 ## make lab: JupyterLab in the project environment, the project's kernel selected
 lab: $(RUN_STAMP)
-	$(BIN)/jupyter lab --notebook-dir=notebooks
+	$(BIN)/jupyter lab --notebook-dir=notebooks $(if $(filter 0,$(shell id -u)),--allow-root)
 
 ## make data: regenerate the committed sample in data/ (same seed -> identical files)
 data: $(RUN_STAMP)
