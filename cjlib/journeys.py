@@ -181,6 +181,7 @@ def stage_paths(
     stages: StageModel | None = None,
     *,
     top: int | None = 20,
+    min_customers: int = 1,
     collapse: bool = True,
     confidence: float = 0.95,
     engine: Engine | None = None,
@@ -188,14 +189,20 @@ def stage_paths(
     """The most common stage paths: ``path, customers, share, share_low, share_high``.
 
     ``share`` = customers with that exact path / customers with at least one mapped event, with a
-    Wilson interval. ``top=None`` returns every path.
+    Wilson interval. ``top=None`` returns every path. Paths taken by fewer than
+    ``min_customers`` customers are left out (privacy: reports show no small groups).
     """
+    if top is not None and (not isinstance(top, int) or top < 1):
+        raise ValueError(f"top must be a positive int or None, got {top!r}")
+    if not isinstance(min_customers, int) or min_customers < 1:
+        raise ValueError(f"min_customers must be an int >= 1, got {min_customers!r}")
     model = _model(stages)
     steps = stage_steps(events, model, collapse=collapse, engine=engine)
     _, engine = as_table(events, engine)
     per = _customer_paths(steps)
     counts = per.group_by("path").aggregate(customers=per.count())
     total = int(engine.to_pandas(per.count()))
+    counts = counts.filter(counts.customers >= min_customers)
     counts = counts.order_by([counts.customers.desc(), counts.path])
     out = engine.to_pandas(counts.limit(top) if top else counts)
     out["customers"] = out["customers"].astype("int64")

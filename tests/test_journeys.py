@@ -114,3 +114,11 @@ def test_describe_journeys_states_denominators(events):
 def test_bad_stage_model_argument(events):
     with pytest.raises(TypeError, match="stages must be a StageModel"):
         cj.stage_sequences(events, "five_stage")
+
+
+def test_stage_paths_suppresses_small_groups(events):
+    assert cj.stage_paths(events, min_customers=2).empty
+    with pytest.raises(ValueError, match="min_customers must be an int >= 1, got 0"):
+        cj.stage_paths(events, min_customers=0)
+    with pytest.raises(ValueError, match="top must be a positive int or None"):
+        cj.stage_paths(events, top=0)
