@@ -196,6 +196,28 @@ def _fingerprint(path: Path) -> dict[str, Any]:
     return {"path": str(path), "bytes": path.stat().st_size, "sha256": digest.hexdigest()}
 
 
+def _input_files(notebook: Path, overrides: Mapping[str, Any]) -> list[Path]:
+    """Files a run reads: parameter values (defaults or overrides) naming existing files."""
+    import ast
+
+    import papermill as pm
+
+    values = {}
+    for name, info in pm.inspect_notebook(str(notebook)).items():
+        try:
+            values[name] = ast.literal_eval(info["default"])
+        except (ValueError, SyntaxError):
+            continue
+    values.update(overrides)
+    found = []
+    for value in values.values():
+        if isinstance(value, str) and value:
+            candidate = (notebook.resolve().parent / value).resolve()
+            if candidate.is_file():
+                found.append(candidate)
+    return found
+
+
 def _export_html(nb_path: Path, target: Path, *, with_code: bool) -> None:
     import warnings
 
@@ -262,7 +284,7 @@ def run_notebooks(
                     json.dumps(results[nb.stem], indent=2), encoding="utf-8"
                 )
         _write_index(tmp, paths, results, failures)
-        inputs = sorted({str(p) for p in (PROJECT / "data").glob("*.csv")})
+        inputs = sorted({str(p) for nb in paths for p in _input_files(nb, parameters or {})})
         run_info = {
             "run_id": run_id,
             "notebooks": [p.stem for p in paths],

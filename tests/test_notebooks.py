@@ -94,3 +94,5 @@ def test_ga4_example_parameters_on_a_ga4_shaped_export(tmp_path):
     assert results["rows_loaded"][0]["rows_loaded"] == len(events)
     reached = {r["stage"]: r["reached"] for r in results["furthest_stage"]}
     assert reached["awareness"] == events["customer_id"].nunique()
+    run = json.loads((folder / "run.json").read_text())
+    assert [i["path"] for i in run["inputs"]] == [str(path)], "the file actually read is listed"
