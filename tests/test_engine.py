@@ -81,3 +81,12 @@ def test_default_engine_and_switching():
 def test_read_rejects_unknown_sources(engine):
     with pytest.raises(TypeError, match="source must be a path"):
         engine.read(42)
+
+
+def test_existing_spark_session_is_reused(spark_engine, tiny_events):
+    """Engine.spark(session) wraps a session the user already has (and sets UTC on it)."""
+    session = spark_engine.con._session
+    wrapped = Engine.spark(session)
+    assert session.conf.get("spark.sql.session.timeZone") == "UTC"
+    furthest = cj.furthest_stage(tiny_events, engine=wrapped)
+    assert furthest["customers"].sum() == 3

@@ -116,6 +116,17 @@ def test_column_map_vendor_export(engine):
         cj.load_events(amp, column_map="amplitude", engine=engine).to_pandas().event[0]
         == "Order Completed"
     )
+    seg = pd.DataFrame(
+        {
+            "userId": ["u9"],
+            "timestamp": ["2026-01-01T10:00:00.000Z"],
+            "event": ["Product Viewed"],
+            "context_campaign_medium": ["email"],
+            "properties_revenue": [None],
+        }
+    )
+    out = cj.load_events(seg, column_map="segment", engine=engine).to_pandas()
+    assert (out.customer_id[0], out.channel[0]) == ("u9", "email")
 
 
 def test_missing_required_column_did_you_mean(tiny_events, write_csv, engine):
