@@ -1,4 +1,4 @@
-"""Charts for cjlib results. Plotting only: every number comes from a result table.
+"""Journey charts: furthest stage reached, stage transition matrix.
 
 Each function takes a result table, draws on ``ax`` (a new figure when ``None``) and returns it.
 """

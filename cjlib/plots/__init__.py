@@ -1,0 +1,12 @@
+"""Charts for cjlib results: ``plot_<thing>(result, *, ax=None, ...)``. Plotting only.
+
+One module per analysis; every function takes a result table (or result object), draws, and
+returns the matplotlib Axes (or a plotly Figure for interactive charts). Nothing here computes a
+number that a result does not already hold.
+"""
+
+from __future__ import annotations
+
+from cjlib.plots.journeys import plot_furthest_stage, plot_transition_matrix
+
+__all__ = ["plot_furthest_stage", "plot_transition_matrix"]
