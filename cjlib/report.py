@@ -108,6 +108,15 @@ def table(
     return styler.set_caption(caption) if caption else styler
 
 
+def show_plotly(fig: Any) -> None:
+    """Display a plotly figure so it renders in JupyterLab and, offline, in the exported HTML.
+
+    The ``notebook`` renderer inlines plotly.js into the notebook once (about 5 MB), so the HTML
+    report needs no network; ``plotly_mimetype`` keeps it interactive in JupyterLab.
+    """
+    fig.show(renderer="plotly_mimetype+notebook")
+
+
 def read_glued(notebook: Any) -> dict[str, Any]:
     """``{name: value}`` recorded with :func:`glue` in an executed notebook (node or path)."""
     import nbformat
