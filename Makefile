@@ -29,7 +29,7 @@ $(DEV_STAMP): pyproject.toml | $(BIN)/python
 
 ## make report: run every notebook on the bundled sample data; HTML reports land in reports/
 report: $(RUN_STAMP)
-	$(BIN)/python -m cjlib.report run --out reports
+	$(BIN)/cj run --out reports
 
 ## make test: the whole test suite (lint, notebooks, DuckDB/Spark parity included)
 test: $(DEV_STAMP)

@@ -49,7 +49,19 @@ _EXPORTS = {
 __all__ = sorted([*_EXPORTS, "__version__"])
 
 
-_SUBMODULES = {"schema", "stages", "engine", "io", "journeys", "stats", "plots", "report", "synth"}
+_SUBMODULES = {
+    "schema",
+    "stages",
+    "engine",
+    "io",
+    "checks",
+    "journeys",
+    "stats",
+    "plots",
+    "report",
+    "progress",
+    "synth",
+}
 
 
 def __getattr__(name: str):

@@ -12,7 +12,9 @@ import pytest
 from conftest import ROOT
 
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))
-PARAM_LINE = re.compile(r"^[a-z_][a-z0-9_]*: [A-Za-z_][\w\[\], |]* = .+  # \S.*$")
+PARAM_LINE = re.compile(
+    r"^[a-z_][a-z0-9_]*: [A-Za-z_][\w\[\], ]* = .+  # \S.*$"
+)  # papermill reads no "|"
 
 
 def _ruff(*args: str) -> subprocess.CompletedProcess:
@@ -61,9 +63,13 @@ def test_notebook_template(path):
         assert word in header, f"header lacks {word!r}"
     params = cells[1]
     assert params["cell_type"] == "code" and "parameters" in params["metadata"].get("tags", [])
-    for line in "".join(params["source"]).splitlines():
+    lines = "".join(params["source"]).splitlines()
+    for line in lines:
         assert PARAM_LINE.match(line), f"parameter line not 'name: type = literal  # help': {line}"
         ast.literal_eval(line.split("=", 1)[1].split("  #", 1)[0].strip())
+    from cjlib.report import notebook_parameters
+
+    assert len(notebook_parameters(path)) == len(lines), "papermill must read every parameter"
     for cell in cells:
         src = "".join(cell["source"])
         if cell["cell_type"] == "code":

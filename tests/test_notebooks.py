@@ -18,8 +18,8 @@ NOTEBOOKS = sorted((ROOT / "notebooks").glob("[0-9]*.ipynb"))
 @pytest.fixture(scope="module")
 def run_folder(tmp_path_factory):
     out = tmp_path_factory.mktemp("reports")
-    folder, failures = run_notebooks(NOTEBOOKS, out=out, run_id="test")
-    return folder, failures
+    result = run_notebooks(NOTEBOOKS, out=out, run_id="test")
+    return result.folder, result.failures
 
 
 def test_all_notebooks_run(run_folder):
@@ -56,8 +56,10 @@ def test_data_check_results_and_html(run_folder):
 
 
 def test_a_failing_notebook_still_gets_its_html(tmp_path):
-    folder, failures = run_notebooks(NOTEBOOKS[:1], out=tmp_path, run_id="bad",
-                                     parameters={"stage_model": "six_stage"})  # fmt: skip
+    result = run_notebooks(
+        NOTEBOOKS[:1], out=tmp_path, run_id="bad", parameters={"stage_model": "six_stage"}
+    )
+    folder, failures = result.folder, result.failures  # fmt: skip
     assert list(failures) == [NOTEBOOKS[0].stem]
     assert "stage model preset must be one of" in failures[NOTEBOOKS[0].stem]
     html = (folder / f"{NOTEBOOKS[0].stem}.html").read_text()
@@ -86,9 +88,8 @@ def test_ga4_example_parameters_on_a_ga4_shaped_export(tmp_path):
     ga4.to_parquet(path)
     params = yaml.safe_load((ROOT / "notebooks" / "params" / "ga4_export.yaml").read_text())
     params["events_path"] = str(path)
-    folder, failures = run_notebooks(
-        NOTEBOOKS[:1], out=tmp_path / "r", run_id="ga4", parameters=params
-    )
+    result = run_notebooks(NOTEBOOKS[:1], out=tmp_path / "r", run_id="ga4", parameters=params)
+    folder, failures = result.folder, result.failures
     assert failures == {}
     results = read_glued(folder / f"{NOTEBOOKS[0].stem}.ipynb")
     assert results["rows_loaded"][0]["rows_loaded"] == len(events)

@@ -1,0 +1,174 @@
+"""What a report shows: formatted tables, Markdown, offline plotly, and privacy by default.
+
+Reports leave the analytics team, so by default they hold aggregates only: :func:`table` refuses
+columns that identify customers, and blanks every row that describes fewer than ``min_cell_size``
+customers (default 10), marking it as suppressed. :func:`set_privacy` (called from a notebook's
+parameters) lowers the threshold or allows row-level output; :func:`privacy_note` says so in the
+appendix.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+__all__ = [
+    "setup",
+    "set_privacy",
+    "privacy",
+    "privacy_note",
+    "suppress",
+    "table",
+    "show_markdown",
+    "show_plotly",
+    "IDENTIFIER_COLUMNS",
+    "COUNT_COLUMNS",
+]
+
+IDENTIFIER_COLUMNS = ("customer_id", "user_id", "user_pseudo_id", "email", "session_id", "name")
+COUNT_COLUMNS = ("customers", "users", "n", "count", "size", "respondents", "journeys")
+_PRIVACY: dict[str, Any] = {"min_cell_size": 10, "allow_row_level": False}
+
+
+def setup(*, min_cell_size: int = 10, allow_row_level: bool = False) -> None:
+    """Notebook set-up: privacy settings, sharp inline charts, offline plotly."""
+    set_privacy(min_cell_size=min_cell_size, allow_row_level=allow_row_level)
+    try:
+        from IPython import get_ipython
+
+        shell = get_ipython()
+        if shell is not None:
+            shell.run_line_magic("config", "InlineBackend.figure_formats = ['retina']")
+    except Exception:  # pragma: no cover - outside IPython nothing to configure
+        pass
+    import plotly.io as pio
+
+    pio.renderers.default = "plotly_mimetype+notebook"
+
+
+def set_privacy(*, min_cell_size: int = 10, allow_row_level: bool = False) -> None:
+    """Set the suppression threshold and whether row-level (per-customer) output is allowed."""
+    if not isinstance(min_cell_size, int) or isinstance(min_cell_size, bool) or min_cell_size < 1:
+        raise ValueError(f"min_cell_size must be an int >= 1, got {min_cell_size!r}")
+    if not isinstance(allow_row_level, bool):
+        raise ValueError(f"allow_row_level must be True or False, got {allow_row_level!r}")
+    _PRIVACY.update(min_cell_size=min_cell_size, allow_row_level=allow_row_level)
+
+
+def privacy() -> dict[str, Any]:
+    """The current privacy settings."""
+    return dict(_PRIVACY)
+
+
+def privacy_note() -> str:
+    """One paragraph for the appendix stating the privacy settings of this report."""
+    k = _PRIVACY["min_cell_size"]
+    text = (
+        f"Privacy: this report shows aggregates only; any table row describing fewer than {k} "
+        "customers is suppressed and marked as such."
+    )
+    if k < 10:
+        text += f" The analyst lowered the threshold from the default 10 to {k}."
+    if _PRIVACY["allow_row_level"]:
+        text += " The analyst allowed row-level output: this report may identify customers."
+    return text
+
+
+def _count_columns(df: Any, counts: Sequence[str] | None) -> list[str]:
+    if counts is not None:
+        missing = [c for c in counts if c not in df.columns]
+        if missing:
+            raise ValueError(f"counts names columns the table lacks: {missing}")
+        return list(counts)
+    return [c for c in df.columns if str(c).lower() in COUNT_COLUMNS]
+
+
+def suppress(
+    df: Any, *, counts: Sequence[str] | None = None, min_cell_size: int | None = None
+) -> Any:
+    """A copy of ``df`` where rows describing 1 to ``min_cell_size - 1`` customers are blanked.
+
+    ``counts`` are the columns that count customers (default: columns named like ``customers``,
+    ``n``, ``count``...). Numeric cells of a suppressed row become NaN; a ``suppressed`` column
+    says which rows were blanked. Rows with zero customers describe nobody and are kept.
+    """
+    k = _PRIVACY["min_cell_size"] if min_cell_size is None else min_cell_size
+    cols = _count_columns(df, counts)
+    out = df.copy()
+    if not cols:
+        return out
+    small = (out[cols].gt(0) & out[cols].lt(k)).any(axis=1)
+    if small.any():
+        numeric = [c for c in out.columns if out[c].dtype.kind in "iufb"]
+        out[numeric] = out[numeric].astype("float64")
+        out.loc[small, numeric] = float("nan")
+    out["suppressed"] = small
+    return out
+
+
+def table(
+    df: Any,
+    *,
+    percent: Sequence[str] = (),
+    decimals: Mapping[str, int] | None = None,
+    caption: str | None = None,
+    counts: Sequence[str] | None = None,
+) -> Any:
+    """A report-ready view of a result table: privacy applied, separators, percentages.
+
+    ``percent`` columns hold shares (0-1) shown as ``12.3 %``; integers get thousands separators;
+    floats ``decimals[column]`` places (default 2). Rows describing fewer than ``min_cell_size``
+    customers (per the ``counts`` columns) are blanked and marked "suppressed". Columns that
+    identify customers are refused unless row-level output was allowed. Returns a ``Styler``.
+    """
+    import pandas as pd
+
+    ids = [c for c in df.columns if str(c).lower() in IDENTIFIER_COLUMNS]
+    if ids and not _PRIVACY["allow_row_level"]:
+        raise ValueError(
+            f"table: column {ids[0]!r} identifies customers and reports hold "
+            "aggregates only; aggregate first, or set allow_row_level=True "
+            "(the appendix will say so)"
+        )
+    shown = suppress(df, counts=counts)
+    marked = shown.pop("suppressed") if "suppressed" in shown else pd.Series(False, shown.index)
+    decimals = dict(decimals or {})
+    formats: dict[str, Any] = {}
+    for col in shown.columns:
+        if col in percent:
+            formats[col] = "{:.1%}"
+        elif pd.api.types.is_integer_dtype(shown[col]) or (
+            col in df.columns and pd.api.types.is_integer_dtype(df[col])
+        ):
+            formats[col] = "{:,.0f}"
+        elif pd.api.types.is_float_dtype(shown[col]):
+            formats[col] = "{:,.%sf}" % decimals.get(col, 2)  # noqa: UP031
+    text = [c for c in shown.columns if not pd.api.types.is_numeric_dtype(shown[c])]
+    na = "—"
+    styler = shown.style.format(formats, na_rep=na).hide(axis="index")
+    if marked.any():
+        k = _PRIVACY["min_cell_size"]
+        cols = _count_columns(df, counts)
+        styler = styler.format(lambda v: f"< {k}", subset=(marked[marked].index, cols))
+        caption = (
+            caption + " " if caption else ""
+        ) + f"(rows with fewer than {k} customers are suppressed)"
+    styler = styler.set_properties(subset=text, **{"text-align": "left"})
+    styler = styler.set_table_styles([{"selector": "th", "props": [("text-align", "left")]}])
+    return styler.set_caption(caption) if caption else styler
+
+
+def show_markdown(text: str) -> None:
+    """Display generated Markdown (findings, appendix) as rendered text in the report."""
+    from IPython.display import Markdown, display
+
+    display(Markdown(text))
+
+
+def show_plotly(fig: Any) -> None:
+    """Display a plotly figure so it renders in JupyterLab and, offline, in the exported HTML.
+
+    The ``notebook`` renderer inlines plotly.js into the notebook once (about 5 MB), so the HTML
+    report needs no network; ``plotly_mimetype`` keeps it interactive in JupyterLab.
+    """
+    fig.show(renderer="plotly_mimetype+notebook")

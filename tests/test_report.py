@@ -1,0 +1,208 @@
+"""The runner and report helpers: parameters, failures, atomic folders, kernels, glue, privacy."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+
+import nbformat
+import pandas as pd
+import pytest
+
+from cjlib import report
+from cjlib.report import cli, runner
+from cjlib.report.params import ParameterError, parse_pairs
+
+
+def make_notebook(path: Path, params: str, body: str, *, kernel: str = "python3") -> Path:
+    nb = nbformat.v4.new_notebook()
+    nb.metadata["kernelspec"] = {"name": kernel, "display_name": kernel, "language": "python"}
+    nb.cells = [
+        nbformat.v4.new_markdown_cell(f"# {path.stem}\n\n**Question.** A test."),
+        nbformat.v4.new_code_cell(params, metadata={"tags": ["parameters"]}),
+        nbformat.v4.new_code_cell("from cjlib import report\n" + body),
+    ]
+    nbformat.write(nb, str(path))
+    return path
+
+
+@pytest.fixture
+def good(tmp_path):
+    return make_notebook(
+        tmp_path / "01_good.ipynb",
+        "x: int = 1  # how many\nlabel: str = 'a'  # a label",
+        "import sys\nreport.glue('x', x)\nreport.glue('headline', f'x is {x}')\n"
+        "report.glue('python', sys.executable)\nprint('visible output', x)",
+    )
+
+
+@pytest.fixture
+def bad(tmp_path):
+    return make_notebook(
+        tmp_path / "02_bad.ipynb",
+        "y: float = 0.5  # a share",
+        "report.glue('headline', 'never')\nraise ValueError('boom at step 2')",
+    )
+
+
+def run_cli(*args: str) -> int:
+    return cli.main(["run", *args, "--no-progress"])
+
+
+def test_yaml_then_overrides_win(good, tmp_path):
+    params = tmp_path / "p.yaml"
+    params.write_text("x: 2\nlabel: from-yaml\n")
+    code = run_cli(
+        str(good), "-f", str(params), "-p", "x=3", "--out", str(tmp_path / "r"), "--run-id", "one"
+    )
+    assert code == 0
+    folder = tmp_path / "r" / "one"
+    results = json.loads((folder / "01_good.results.json").read_text())
+    assert results["x"] == 3 and results["headline"] == "x is 3"
+    run = json.loads((folder / "run.json").read_text())
+    assert run["parameters"] == {"x": 3, "label": "from-yaml"}
+    html = (folder / "01_good.html").read_text()
+    assert "Parameters of this run" in html and "from-yaml" in html
+    assert "visible output 3" in html and "report.glue(" not in html  # output shown, code hidden
+    index = (folder / "index.html").read_text()
+    assert "x is 3" in index and "01_good.html" in index
+
+
+@pytest.mark.parametrize(
+    ("pair", "message"),
+    [
+        ("z=1", r"unknown parameter\(s\) \['z'\]; valid parameters are 01_good: x, label"),
+        ("x=abc", r"parameter 'x' of 01_good must be int \(default 1\), got 'abc' \(str\)"),
+        ("x=true", r"must be int"),
+        ("x", r"-p expects key=value, got 'x'"),
+    ],
+)
+def test_bad_parameters_fail_before_any_kernel(good, tmp_path, capsys, pair, message):
+    code = run_cli(str(good), "-p", pair, "--out", str(tmp_path / "r"))
+    assert code == 2
+    assert pytest.importorskip("re").search(message, capsys.readouterr().err)
+    assert not (tmp_path / "r").exists() or not any((tmp_path / "r").iterdir())
+
+
+def test_failing_notebook_beside_a_passing_one(good, bad, tmp_path, capsys):
+    code = run_cli(str(good), str(bad), "--out", str(tmp_path / "r"), "--run-id", "mix")
+    assert code == 1
+    err = capsys.readouterr().err
+    assert "FAILED 02_bad: PapermillExecutionError" in err and "boom at step 2" in err
+    folder = tmp_path / "r" / "mix"
+    assert (folder / "01_good.html").exists() and (folder / "02_bad.html").exists()
+    html = (folder / "02_bad.html").read_text()
+    assert html.index("This report failed") < html.index("boom at step 2")
+    # inputs shown: 3 markdown cells (banner, header, parameters) + the failing code cell only
+    assert html.count('class="jp-InputArea jp-Cell-inputArea"') == 4, "failing cell's code only"
+    run = json.loads((folder / "run.json").read_text())
+    assert list(run["failures"]) == ["02_bad"]
+
+
+def test_run_folder_is_atomic(good, tmp_path, monkeypatch):
+    def explode(*args, **kwargs):
+        raise RuntimeError("disk full")
+
+    monkeypatch.setattr(runner, "write_index", explode)
+    with pytest.raises(RuntimeError, match="disk full"):
+        report.run_notebooks([good], out=tmp_path / "r", run_id="broken")
+    assert list((tmp_path / "r").iterdir()) == []
+    monkeypatch.undo()
+    report.run_notebooks([good], out=tmp_path / "r", run_id="again")
+    with pytest.raises(FileExistsError, match="exists already"):
+        report.run_notebooks([good], out=tmp_path / "r", run_id="again")
+
+
+def test_project_kernel_whatever_the_saved_kernel_name(tmp_path):
+    """A notebook saved with another kernel name still runs in this environment's Python."""
+    nb = make_notebook(
+        tmp_path / "03_other.ipynb",
+        "a: int = 1  # a",
+        "import sys\nreport.glue('python', sys.executable)",
+        kernel="conda-env-old",
+    )
+    result = report.run_notebooks([nb], out=tmp_path / "r", run_id="k")
+    assert result.ok
+    glued = json.loads((result.folder / "03_other.results.json").read_text())
+    assert Path(glued["python"]) == Path(sys.executable)
+
+
+def test_glue_round_trip(tmp_path):
+    nb = make_notebook(
+        tmp_path / "04_glue.ipynb",
+        "n: int = 3  # n",
+        "import numpy as np, pandas as pd\n"
+        "report.glue('frame', pd.DataFrame({'a': [1, 2], 'b': [0.5, None]}))\n"
+        "report.glue('scalar', np.float64(0.25))\nreport.glue('nested', {'k': [1, np.int64(n)]})\n"
+        "report.glue('nan', float('nan'))",
+    )
+    result = report.run_notebooks([nb], out=tmp_path / "r", run_id="g")
+    glued = json.loads((result.folder / "04_glue.results.json").read_text())
+    assert glued["frame"] == [{"a": 1, "b": 0.5}, {"a": 2, "b": None}]
+    assert glued["scalar"] == 0.25 and glued["nested"] == {"k": [1, 3]} and glued["nan"] is None
+    assert "application/vnd.cjlib.glue+json" not in (result.folder / "04_glue.html").read_text()
+
+
+def test_small_cells_suppressed_in_the_html(tmp_path):
+    nb = make_notebook(
+        tmp_path / "05_small.ipynb",
+        "k: int = 10  # threshold",
+        "import pandas as pd\nreport.setup(min_cell_size=k)\n"
+        "df = pd.DataFrame({'segment': ['big', 'tiny'], 'customers': [250, 4],\n"
+        "                   'rate': [0.61, 0.75]})\n"
+        "report.table(df, percent=['rate'])",
+    )
+    folder = report.run_notebooks([nb], out=tmp_path / "r", run_id="s").folder
+    html = (folder / "05_small.html").read_text()
+    assert "&lt; 10" in html and "75.0%" not in html and "61.0%" in html and "250" in html
+    folder = report.run_notebooks([nb], out=tmp_path / "r", run_id="s3", parameters={"k": 3}).folder
+    assert "75.0%" in (folder / "05_small.html").read_text()
+
+
+def test_suppress_and_identifier_guard():
+    df = pd.DataFrame({"stage": ["a", "b", "c"], "customers": [0, 3, 40], "share": [0, 0.1, 0.9]})
+    out = report.suppress(df, min_cell_size=10)
+    assert list(out["suppressed"]) == [False, True, False]
+    assert pd.isna(out.loc[1, "share"]) and out.loc[2, "customers"] == 40
+    with pytest.raises(ValueError, match="column 'customer_id' identifies customers"):
+        report.table(pd.DataFrame({"customer_id": ["C1"], "n": [1]}))
+    try:
+        report.set_privacy(min_cell_size=5, allow_row_level=True)
+        assert (
+            "row-level output" in report.privacy_note()
+            and "from the default 10 to 5" in report.privacy_note()
+        )
+        report.table(pd.DataFrame({"customer_id": ["C1"], "n": [1]}))
+    finally:
+        report.set_privacy()
+    with pytest.raises(ValueError, match="min_cell_size must be an int >= 1, got 0"):
+        report.set_privacy(min_cell_size=0)
+
+
+def test_cj_list_shows_parameters(good, capsys):
+    assert cli.main(["list", str(good)]) == 0
+    out = capsys.readouterr().out
+    assert "x: int = 1  # how many" in out and "label: str = 'a'  # a label" in out
+
+
+def test_parse_pairs_reads_yaml_values():
+    assert parse_pairs(["a=0.01", "b=[x, y]", "c=true", "d=text"]) == {
+        "a": 0.01,
+        "b": ["x", "y"],
+        "c": True,
+        "d": "text",
+    }
+    with pytest.raises(ParameterError, match="does not exist"):
+        report.params.load_yaml("/nonexistent.yaml") if hasattr(report, "params") else __import__(
+            "cjlib.report.params"
+        ).report.params.load_yaml("/nonexistent.yaml")
+
+
+def test_progress_is_plain_text_in_batch(monkeypatch):
+    from cjlib.progress import track
+
+    monkeypatch.setitem(os.environ, "CJLIB_BATCH", "1")
+    bar = track(range(3), desc="x")
+    assert type(bar).__module__ == "tqdm.std" and list(bar) == [0, 1, 2]
