@@ -35,6 +35,16 @@ def test_all_notebooks_run(run_folder):
     assert not list(folder.parent.glob(".*partial")), "no half-written run folder left"
 
 
+def test_no_customer_identifiers_in_any_html(run_folder):
+    """Reports hold aggregates only: no sample customer id (C0001...C5000) appears in the HTML."""
+    import re
+
+    folder, _ = run_folder
+    for page in folder.glob("*.html"):
+        found = re.findall(r"\bC\d{4}\b", page.read_text())
+        assert not found, f"{page.name} shows customer ids {found[:3]}"
+
+
 def test_kernel_is_the_projects_interpreter(run_folder):
     """The kernel that ran the notebook is this environment's Python, not a stale user kernel."""
     folder, _ = run_folder
