@@ -206,3 +206,21 @@ def test_progress_is_plain_text_in_batch(monkeypatch):
     monkeypatch.setitem(os.environ, "CJLIB_BATCH", "1")
     bar = track(range(3), desc="x")
     assert type(bar).__module__ == "tqdm.std" and list(bar) == [0, 1, 2]
+
+
+def test_plotly_renders_offline(tmp_path):
+    """The exported HTML carries plotly.js inline: no script is fetched from the network."""
+    import re
+
+    nb = make_notebook(
+        tmp_path / "06_plotly.ipynb",
+        "w: int = 1  # w",
+        "import plotly.graph_objects as go\nreport.setup()\n"
+        "report.show_plotly(go.Figure(go.Bar(x=['a', 'b'], y=[w, 2])))",
+    )
+    folder = report.run_notebooks([nb], out=tmp_path / "r", run_id="p").folder
+    html = (folder / "06_plotly.html").read_text()
+    assert "Plotly.newPlot" in html or "Plotly.react" in html
+    assert len(html) > 3_000_000, "plotly.js is inlined"
+    remote = re.findall(r"<script[^>]+src=[\"']https?://[^\"']*plotly[^\"']*", html)
+    assert not remote, remote

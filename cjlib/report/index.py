@@ -65,6 +65,10 @@ def write_index(
         or "<li>defaults</li>"
     )
     commit = info.get("git_commit") or "unknown"
+
+    def when(key: str) -> str:
+        return esc(str(info.get(key, "")).replace("T", " ").replace("+00:00", ""))
+
     page = f"""<!doctype html><html lang="en"><head><meta charset="utf-8">
 <title>cjlib reports — run {esc(str(info.get("run_id", "")))}</title><style>{_STYLE}</style></head>
 <body><h1>Customer-journey reports</h1>
