@@ -1,36 +1,44 @@
-"""Progress bars for long cjlib loops that read well everywhere.
+"""Progress for long cjlib loops that reads well everywhere.
 
-Interactive (JupyterLab): a widget bar. Batch (the runner sets ``CJLIB_BATCH=1``) or a terminal:
-a plain-text bar on stderr that redraws rarely, so an exported report shows the finished line,
-never a frozen "0 %".
+- JupyterLab (interactive kernel): a widget bar.
+- A batch report (the runner sets ``CJLIB_BATCH=1``): one finished line when the loop ends
+  (``bootstrap: 100% 400/400 in 3.1 s``); an exported report never shows a frozen "0 %".
+- A terminal script: a plain-text bar on stderr.
 """
 
 from __future__ import annotations
 
 import os
 import sys
-from collections.abc import Iterable
+import time
+from collections.abc import Iterable, Iterator
 from typing import Any
 
 __all__ = ["track"]
 
 
+def _finished_line(iterable: Iterable, total: int | None, desc: str | None) -> Iterator:
+    start = time.perf_counter()
+    n = 0
+    for item in iterable:
+        n += 1
+        yield item
+    print(
+        f"{desc or 'progress'}: 100% {n}/{total or n} in {time.perf_counter() - start:.1f} s",
+        file=sys.stderr,
+    )
+
+
 def track(
     iterable: Iterable, *, total: int | None = None, desc: str | None = None, disable: bool = False
 ) -> Any:
-    """Wrap ``iterable`` in the right progress bar for where the code runs."""
-    if os.environ.get("CJLIB_BATCH") or "ipykernel" not in sys.modules:
+    """Wrap ``iterable`` in the right kind of progress for where the code runs."""
+    if disable:
+        return iterable
+    if os.environ.get("CJLIB_BATCH"):
+        return _finished_line(iterable, total, desc)
+    if "ipykernel" in sys.modules:
+        from tqdm.auto import tqdm
+    else:
         from tqdm.std import tqdm
-
-        return tqdm(
-            iterable,
-            total=total,
-            desc=desc,
-            disable=disable,
-            file=sys.stderr,
-            mininterval=30,
-            ascii=True,
-        )
-    from tqdm.auto import tqdm
-
-    return tqdm(iterable, total=total, desc=desc, disable=disable)
+    return tqdm(iterable, total=total, desc=desc)

@@ -204,7 +204,9 @@ def test_progress_is_plain_text_in_batch(monkeypatch):
     from cjlib.progress import track
 
     monkeypatch.setitem(os.environ, "CJLIB_BATCH", "1")
-    bar = track(range(3), desc="x")
+    assert list(track(range(3), desc="x")) == [0, 1, 2]
+    monkeypatch.delitem(os.environ, "CJLIB_BATCH")
+    bar = track(range(3), desc="x")  # a terminal: tqdm's text bar
     assert type(bar).__module__ == "tqdm.std" and list(bar) == [0, 1, 2]
 
 
@@ -224,3 +226,16 @@ def test_plotly_renders_offline(tmp_path):
     assert len(html) > 3_000_000, "plotly.js is inlined"
     remote = re.findall(r"<script[^>]+src=[\"']https?://[^\"']*plotly[^\"']*", html)
     assert not remote, remote
+
+
+def test_progress_in_a_batch_report_shows_the_finished_bar(tmp_path):
+    """A cjlib loop inside a batch run leaves a finished text bar in the HTML, never 0 %."""
+    nb = make_notebook(
+        tmp_path / "07_loop.ipynb",
+        "steps: int = 40  # loop length",
+        "from cjlib.progress import track\ntotal = sum(track(range(steps), desc='bootstrap'))\n"
+        "print('total', total)",
+    )
+    folder = report.run_notebooks([nb], out=tmp_path / "r", run_id="loop").folder
+    html = (folder / "07_loop.html").read_text()
+    assert "bootstrap: 100% 40/40" in html and "bootstrap:   0%" not in html
