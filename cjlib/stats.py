@@ -1,4 +1,4 @@
-"""Shared interval and multiple-testing primitives (Wilson so far)."""
+"""Shared interval and multiple-testing primitives: Wilson, Holm, Benjamini-Hochberg."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from statistics import NormalDist
 
 import numpy as np
 
-__all__ = ["wilson_interval"]
+__all__ = ["wilson_interval", "holm", "benjamini_hochberg"]
 
 
 def wilson_interval(successes, trials, *, confidence: float = 0.95):
@@ -29,3 +29,47 @@ def wilson_interval(successes, trials, *, confidence: float = 0.95):
         low = np.where(n > 0, np.clip(centre - half, 0, 1), np.nan)
         high = np.where(n > 0, np.clip(centre + half, 0, 1), np.nan)
     return low, high
+
+
+def _check_pvalues(pvalues) -> np.ndarray:
+    p = np.asarray(pvalues, dtype=float)
+    if p.ndim != 1:
+        raise ValueError(f"pvalues must be one-dimensional, got shape {p.shape}")
+    if np.any((p < 0) | (p > 1)):
+        raise ValueError("pvalues must lie between 0 and 1")
+    return p
+
+
+def holm(pvalues) -> np.ndarray:
+    """Holm (1979) step-down adjusted p-values (family-wise error), as R's ``p.adjust(p, "holm")``.
+
+    NaN p-values are left out of the family and stay NaN.
+    """
+    p = _check_pvalues(pvalues)
+    out = np.full_like(p, np.nan)
+    ok = ~np.isnan(p)
+    q = p[ok]
+    m = q.size
+    order = np.argsort(q, kind="stable")
+    adjusted = np.maximum.accumulate((m - np.arange(m)) * q[order])
+    out_ok = np.empty(m)
+    out_ok[order] = np.minimum(adjusted, 1.0)
+    out[ok] = out_ok
+    return out
+
+
+def benjamini_hochberg(pvalues) -> np.ndarray:
+    """Benjamini-Hochberg (1995) adjusted p-values (false discovery rate), as R's
+    ``p.adjust(p, "BH")``. NaN p-values are left out of the family and stay NaN."""
+    p = _check_pvalues(pvalues)
+    out = np.full_like(p, np.nan)
+    ok = ~np.isnan(p)
+    q = p[ok]
+    m = q.size
+    order = np.argsort(q, kind="stable")[::-1]
+    ranks = np.arange(m, 0, -1)
+    adjusted = np.minimum.accumulate(q[order] * m / ranks)
+    out_ok = np.empty(m)
+    out_ok[order] = np.minimum(adjusted, 1.0)
+    out[ok] = out_ok
+    return out

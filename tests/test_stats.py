@@ -26,3 +26,18 @@ def test_wilson_edges_and_errors():
         wilson_interval(11, 10)
     with pytest.raises(ValueError, match="confidence must be between 0 and 1"):
         wilson_interval(1, 10, confidence=95)
+
+
+def test_holm_and_bh_match_r_p_adjust():
+    """p = c(0.01, 0.04, 0.03, 0.005): R p.adjust(p, "holm") = 0.03 0.06 0.06 0.02 and
+    p.adjust(p, "BH") = 0.02 0.04 0.04 0.02 (hand calculation of both step rules)."""
+    from cjlib.stats import benjamini_hochberg, holm
+
+    p = [0.01, 0.04, 0.03, 0.005]
+    assert holm(p) == pytest.approx([0.03, 0.06, 0.06, 0.02])
+    assert benjamini_hochberg(p) == pytest.approx([0.02, 0.04, 0.04, 0.02])
+    assert holm([0.5, 0.9]) == pytest.approx([1.0, 1.0])  # capped at 1
+    out = holm([0.01, float("nan"), 0.04])
+    assert np.isnan(out[1]) and out[0] == pytest.approx(0.02) and out[2] == pytest.approx(0.04)
+    with pytest.raises(ValueError, match="pvalues must lie between 0 and 1"):
+        benjamini_hochberg([0.2, 1.5])
