@@ -1,0 +1,202 @@
+"""Rule-based attribution: each converting journey's credit split over its touches by a rule.
+
+Every model here returns a per-touch weight (touches of one journey sum to 1, except
+participation); credit per channel is then the weighted count of converting journeys (and of their
+value). All models are vectorised over the CSR layout of :class:`~cjlib.attribution.journeys.
+Journeys`, so they cost a few passes over the touch array.
+
+- ``first_touch`` / ``last_touch``: all credit to the first / last touch.
+- ``last_non_direct``: all credit to the last touch not on a direct channel; a journey made only
+  of direct touches credits its last (direct) touch, as Google Analytics does.
+- ``linear``: equal credit to every touch.
+- ``position_based``: ``first``/``middle``/``last`` weights (U-shaped 40/20/40 by default; the
+  presets ``j`` = 20/20/60 and ``inverse_j`` = 60/20/20). The middle weight is shared by the
+  middle touches; a two-touch journey splits ``first : last`` in proportion; one touch gets all.
+- ``time_decay``: weight ``0.5 ** (age / half_life)`` normalised within the journey, with age the
+  days from touch to conversion when touch times are known (journeys built from events), otherwise
+  the number of touches before the last one (path tables; half-life then counts touches).
+- ``participation``: every distinct channel in a converting journey gets the full conversion.
+  Credits therefore do **not** sum to the total conversions; read them as reach, not shares.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+from cjlib.attribution.journeys import Journeys
+
+__all__ = [
+    "RULE_MODELS",
+    "POSITION_PRESETS",
+    "position_weights",
+    "touch_weights",
+    "rule_credits",
+    "rule_unit_matrix",
+]
+
+RULE_MODELS = (
+    "first_touch",
+    "last_touch",
+    "last_non_direct",
+    "linear",
+    "position_based",
+    "time_decay",
+    "participation",
+)
+POSITION_PRESETS = {"u": (0.4, 0.2, 0.4), "j": (0.2, 0.2, 0.6), "inverse_j": (0.6, 0.2, 0.2)}
+
+
+def position_weights(weights: str | Sequence[float]) -> tuple[float, float, float]:
+    """``(first, middle, last)`` from a preset name (``u``, ``j``, ``inverse_j``) or 3 numbers
+    >= 0 summing to 1."""
+    if isinstance(weights, str):
+        if weights not in POSITION_PRESETS:
+            raise ValueError(
+                f"position_weights must be one of {sorted(POSITION_PRESETS)} or (first, middle, "
+                f"last), got {weights!r}"
+            )
+        return POSITION_PRESETS[weights]
+    w = tuple(float(x) for x in weights)
+    if len(w) != 3 or min(w) < 0 or abs(sum(w) - 1) > 1e-9:
+        raise ValueError(
+            f"position_weights must be 3 numbers >= 0 summing to 1 (first, middle, last), "
+            f"got {weights!r}"
+        )
+    return w  # type: ignore[return-value]
+
+
+def _context(j: Journeys) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    lengths = j.lengths
+    pos = j.positions
+    return lengths, pos, np.repeat(lengths, lengths)
+
+
+def touch_weights(
+    j: Journeys,
+    model: str,
+    *,
+    direct_channels: Sequence[str] = ("direct",),
+    position: str | Sequence[float] = "u",
+    half_life: float = 7.0,
+    _ctx: tuple | None = None,
+) -> np.ndarray:
+    """Weight of every touch under ``model`` (a name in :data:`RULE_MODELS`)."""
+    lengths, pos, plen = _ctx or _context(j)
+    if model == "first_touch":
+        return (pos == 0).astype(float)
+    if model == "last_touch":
+        return (pos == plen - 1).astype(float)
+    if model == "linear":
+        return 1.0 / plen
+    if model == "position_based":
+        first, middle, last = position_weights(position)
+        w = np.where(pos == 0, first, np.where(pos == plen - 1, last, 0.0))
+        inner = (pos > 0) & (pos < plen - 1)
+        w[inner] = middle / (plen[inner] - 2)
+        two = plen == 2
+        if first + last > 0:
+            w[two] = np.where(pos[two] == 0, first, last) / (first + last)
+        else:
+            w[two] = 0.5
+        w[plen == 1] = 1.0
+        return w
+    if model == "last_non_direct":
+        direct = np.isin(np.asarray(j.channels, dtype=object), list(direct_channels))
+        nd = ~direct[j.codes]
+        last_nd = np.maximum.reduceat(np.where(nd, pos, -1), j.offsets[:-1])
+        target = np.where(last_nd >= 0, last_nd, lengths - 1)
+        return (pos == np.repeat(target, lengths)).astype(float)
+    if model == "time_decay":
+        if not (isinstance(half_life, (int, float)) and half_life > 0):
+            raise ValueError(f"half_life must be a number > 0, got {half_life!r}")
+        w = np.exp2(-(plen - 1 - pos) / float(half_life))
+        sums = np.add.reduceat(w, j.offsets[:-1])
+        return w / np.repeat(sums, lengths)
+    if model == "participation":
+        key = j.path_ids.astype(np.int64) * len(j.channels) + j.codes
+        first = np.ones(len(key), dtype=bool)
+        order = np.argsort(key, kind="stable")
+        ks = key[order]
+        first[order[1:]] = ks[1:] != ks[:-1]
+        return first.astype(float)
+    raise ValueError(f"model must be one of {list(RULE_MODELS)}, got {model!r}")
+
+
+def _uses_times(j: Journeys, half_life: float) -> bool:
+    if j.decay_conversions is None:
+        return False
+    built = j.params.get("half_life")
+    if built is not None and abs(float(built) - float(half_life)) > 1e-12:
+        raise ValueError(
+            f"half_life={half_life!r} differs from the half_life={built!r} the journeys were "
+            "built with; rebuild them with touch_journeys(..., half_life=...)"
+        )
+    return True
+
+
+def rule_credits(
+    j: Journeys,
+    models: Sequence[str] = RULE_MODELS,
+    *,
+    direct_channels: Sequence[str] = ("direct",),
+    position: str | Sequence[float] = "u",
+    half_life: float = 7.0,
+) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """``{model: (conversions per channel, value per channel)}`` in ``j.channels`` order."""
+    ctx = _context(j)
+    n = len(j.channels)
+    pid = np.repeat(np.arange(j.n_paths), ctx[0])
+    conv_t, value_t = j.conversions[pid], j.value[pid]
+    out = {}
+    for m in models:
+        if m == "participation" and n <= 62:  # distinct channels per path as a bit mask
+            mask = np.bitwise_or.reduceat(np.left_shift(np.int64(1), j.codes), j.offsets[:-1])
+            hit = [((mask >> i) & 1).astype(bool) for i in range(n)]
+            c = np.array([j.conversions[h].sum() for h in hit])
+            v = np.array([j.value[h].sum() for h in hit])
+        elif m == "time_decay" and _uses_times(j, half_life):
+            c = np.bincount(j.codes, j.decay_conversions, n)
+            v = np.bincount(j.codes, j.decay_value, n)
+        else:
+            w = touch_weights(
+                j, m, direct_channels=direct_channels, position=position, half_life=half_life,
+                _ctx=ctx,
+            )  # fmt: skip
+            c = np.bincount(j.codes, w * conv_t, n)
+            v = np.bincount(j.codes, w * value_t, n)
+        out[m] = (c, v)
+    return out
+
+
+def rule_unit_matrix(
+    j: Journeys,
+    model: str,
+    *,
+    direct_channels: Sequence[str] = ("direct",),
+    position: str | Sequence[float] = "u",
+    half_life: float = 7.0,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Per path and channel, the credit of one converting journey (``paths x channels``) for
+    conversions and for value (value per converting journey of the path), so any re-weighting
+    of paths (bootstrap) is a matrix product."""
+    n = len(j.channels)
+    pid = j.path_ids
+    with np.errstate(invalid="ignore", divide="ignore"):
+        mean_value = np.where(j.conversions > 0, j.value / j.conversions, 0.0)
+    if model == "time_decay" and _uses_times(j, half_life):
+        inv = np.where(j.conversions > 0, 1 / np.maximum(j.conversions, 1e-300), 0.0)
+        per_conv = np.repeat(inv, j.lengths)
+        wc = j.decay_conversions * per_conv
+        wv = j.decay_value * per_conv
+    else:
+        wc = touch_weights(
+            j, model, direct_channels=direct_channels, position=position, half_life=half_life
+        )
+        wv = wc * mean_value[pid]
+    unit_c = np.zeros((j.n_paths, n))
+    unit_v = np.zeros((j.n_paths, n))
+    np.add.at(unit_c, (pid, j.codes), wc)
+    np.add.at(unit_v, (pid, j.codes), wv)
+    return unit_c, unit_v

@@ -1,0 +1,379 @@
+"""Touch journeys: from touch events (through the engine) or from pre-aggregated path tables.
+
+A *journey* is the ordered list of a customer's touches (events with a channel) that lead to one
+conversion, or to none. Journeys end at each conversion (the next journey starts after it), keep
+only touches within ``lookback_days`` of the journey's end (the conversion, or the last touch of a
+journey that did not convert), and can have consecutive repeats of a channel collapsed.
+
+Everything downstream works on :class:`Journeys`: the distinct paths as a flat array of channel
+codes with offsets (CSR layout), and per path the converting journeys, their value and the
+journeys that did not convert. The same object holds one row per journey (``from_sequences``),
+so models run alike on raw journeys and on aggregated paths.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pandas as pd
+
+from cjlib.engine import Engine, as_table
+
+if TYPE_CHECKING:  # pragma: no cover
+    import ibis.expr.types as ir
+
+__all__ = ["Journeys", "touch_journeys", "read_path_table", "SEP"]
+
+SEP = " > "
+_PATH_COLUMNS = {
+    "path": ("path", "paths"),
+    "conversions": ("total_conversions", "conversions", "conversion", "converters"),
+    "value": ("total_conversion_value", "conversion_value", "value", "revenue"),
+    "nulls": ("total_null", "nulls", "null", "non_converters", "non_conversions"),
+}
+
+
+@dataclass(frozen=True, eq=False)
+class Journeys:
+    """Journeys in CSR layout: path ``i`` has channel codes ``codes[offsets[i]:offsets[i+1]]``.
+
+    ``conversions``, ``nulls`` and ``value`` are per path (floats, so resampled counts fit).
+    ``decay_conversions`` / ``decay_value`` (per touch, optional) hold time-decay credit summed
+    over the converting journeys that share the path, when touch times were known.
+    """
+
+    channels: tuple[str, ...]
+    codes: np.ndarray
+    offsets: np.ndarray
+    conversions: np.ndarray
+    nulls: np.ndarray
+    value: np.ndarray
+    decay_conversions: np.ndarray | None = None
+    decay_value: np.ndarray | None = None
+    params: dict = field(default_factory=dict)
+    unattributed: dict = field(default_factory=dict)
+
+    # -- shape ---------------------------------------------------------------------------------
+    @property
+    def n_paths(self) -> int:
+        return len(self.offsets) - 1
+
+    @property
+    def lengths(self) -> np.ndarray:
+        return np.diff(self.offsets)
+
+    @property
+    def path_ids(self) -> np.ndarray:
+        """Path index of every touch."""
+        return np.repeat(np.arange(self.n_paths), self.lengths)
+
+    @property
+    def positions(self) -> np.ndarray:
+        """0-based position of every touch within its path."""
+        return np.arange(len(self.codes)) - np.repeat(self.offsets[:-1], self.lengths)
+
+    @property
+    def journeys(self) -> np.ndarray:
+        return self.conversions + self.nulls
+
+    @property
+    def total_conversions(self) -> float:
+        return float(self.conversions.sum())
+
+    @property
+    def total_value(self) -> float:
+        return float(self.value.sum())
+
+    def channel_touches(self) -> np.ndarray:
+        """Touches per channel (in ``channels`` order), every journey counted."""
+        return np.bincount(self.codes, self.journeys[self.path_ids], len(self.channels))
+
+    def labels(self) -> list[str]:
+        """Each path as ``a > b > c``."""
+        names = np.asarray(self.channels, dtype=object)[self.codes]
+        return [
+            SEP.join(names[a:b]) for a, b in zip(self.offsets[:-1], self.offsets[1:], strict=True)
+        ]
+
+    def to_frame(self) -> pd.DataFrame:
+        """One row per path: ``path, length, journeys, conversions, value, nulls``."""
+        return pd.DataFrame(
+            {
+                "path": self.labels(),
+                "length": self.lengths.astype("int64"),
+                "journeys": self.journeys,
+                "conversions": self.conversions,
+                "value": self.value,
+                "nulls": self.nulls,
+            }
+        )
+
+    def summary(self) -> dict[str, Any]:
+        return {
+            "paths": self.n_paths,
+            "journeys": float(self.journeys.sum()),
+            "conversions": self.total_conversions,
+            "value": self.total_value,
+            "channels": list(self.channels),
+            **{f"unattributed_{k}": v for k, v in self.unattributed.items()},
+        }
+
+    def with_counts(self, conversions: np.ndarray, nulls: np.ndarray) -> Journeys:
+        """The same paths with other counts (bootstrap, held-out splits); value and time-decay
+        sums scale with the converting journeys of each path (their mean per path is kept)."""
+        conversions = np.asarray(conversions, dtype=float)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            scale = np.where(self.conversions > 0, conversions / self.conversions, 0.0)
+        per_touch = np.repeat(scale, self.lengths)
+        dc = None if self.decay_conversions is None else self.decay_conversions * per_touch
+        dv = None if self.decay_value is None else self.decay_value * per_touch
+        return replace(
+            self,
+            conversions=conversions,
+            nulls=np.asarray(nulls, dtype=float),
+            value=self.value * scale,
+            decay_conversions=dc,
+            decay_value=dv,
+        )
+
+    # -- constructors --------------------------------------------------------------------------
+    @classmethod
+    def from_sequences(
+        cls,
+        sequences: Any,
+        conversions: Any,
+        *,
+        nulls: Any = None,
+        value: Any = None,
+        channels: tuple[str, ...] | None = None,
+        params: dict | None = None,
+    ) -> Journeys:
+        """From lists of channel names (one per path or per journey) and their counts.
+
+        ``nulls`` defaults to ``1 - conversions`` (one journey per row); ``value`` to 0.
+        """
+        seqs = [list(s) for s in sequences]
+        if any(len(s) == 0 for s in seqs):
+            raise ValueError("sequences must not contain empty paths")
+        flat = [c for s in seqs for c in s]
+        for c in flat:
+            if not isinstance(c, str) or ">" in c or not c.strip():
+                raise ValueError(f"channel names must be non-empty text without '>', got {c!r}")
+        channels = tuple(channels or sorted(set(flat)))
+        index = {c: i for i, c in enumerate(channels)}
+        codes = np.fromiter((index[c] for c in flat), dtype=np.int32, count=len(flat))
+        offsets = np.concatenate([[0], np.cumsum([len(s) for s in seqs])]).astype(np.int64)
+        conv = np.asarray(conversions, dtype=float)
+        null = 1.0 - conv if nulls is None else np.asarray(nulls, dtype=float)
+        val = np.zeros(len(seqs)) if value is None else np.asarray(value, dtype=float)
+        for name, arr in (("conversions", conv), ("nulls", null), ("value", val)):
+            if arr.shape != (len(seqs),):
+                raise ValueError(f"{name} must have one entry per sequence ({len(seqs)})")
+            if np.any(arr < 0) or not np.all(np.isfinite(arr)):
+                raise ValueError(f"{name} must be finite and >= 0")
+        return cls(channels, codes, offsets, conv, null, val, params=dict(params or {}))
+
+
+def _pick(columns: list[str], role: str, given: str | None) -> str | None:
+    if given:
+        if given not in columns:
+            raise ValueError(f"column_map names {given!r} for {role}, columns are {columns}")
+        return given
+    lower = {c.lower(): c for c in columns}
+    return next((lower[a] for a in _PATH_COLUMNS[role] if a in lower), None)
+
+
+def read_path_table(
+    source: Any,
+    *,
+    sep: str = ";",
+    path_separator: str = ">",
+    column_map: dict[str, str] | None = None,
+) -> Journeys:
+    """Journeys from a pre-aggregated path table (ChannelAttribution, analytics path exports).
+
+    ``source`` is a DataFrame or a CSV path with a ``path`` column (``a > b > c``), conversions,
+    conversion value (optional) and nulls (optional); ``column_map`` maps the roles ``path,
+    conversions, value, nulls`` to column names when they are not the usual ones
+    (``total_conversions``, ``total_conversion_value``, ``total_null`` are recognised). Rows with
+    the same path after trimming are added up; empty paths are dropped and counted.
+    """
+    if isinstance(source, (str, Path)):
+        if not Path(source).exists():
+            raise FileNotFoundError(f"source {str(source)!r} does not exist")
+        df = pd.read_csv(source, sep=sep)
+    elif isinstance(source, pd.DataFrame):
+        df = source
+    else:
+        raise TypeError(f"source must be a CSV path or a DataFrame, got {type(source).__name__}")
+    cols = list(df.columns)
+    cmap = dict(column_map or {})
+    unknown = set(cmap) - set(_PATH_COLUMNS)
+    if unknown:
+        raise ValueError(f"column_map roles must be among {sorted(_PATH_COLUMNS)}, got {unknown}")
+    found = {role: _pick(cols, role, cmap.get(role)) for role in _PATH_COLUMNS}
+    for role in ("path", "conversions"):
+        if found[role] is None:
+            raise ValueError(f"path table needs a {role} column; columns are {cols}")
+    paths = df[found["path"]].astype("string").fillna("")
+    parts = paths.str.split(path_separator)
+    seqs = [[p.strip() for p in ps if p.strip()] for ps in parts]
+    conv = pd.to_numeric(df[found["conversions"]], errors="raise").fillna(0).to_numpy(float)
+    nulls = (
+        pd.to_numeric(df[found["nulls"]]).fillna(0).to_numpy(float)
+        if found["nulls"]
+        else np.zeros(len(df))
+    )
+    value = (
+        pd.to_numeric(df[found["value"]]).fillna(0).to_numpy(float)
+        if found["value"]
+        else np.zeros(len(df))
+    )
+    keep = np.array([len(s) > 0 for s in seqs], dtype=bool)
+    tidy = pd.DataFrame(
+        {
+            "path": [SEP.join(s) for s, k in zip(seqs, keep, strict=True) if k],
+            "conversions": conv[keep],
+            "nulls": nulls[keep],
+            "value": value[keep],
+        }
+    )
+    tidy = tidy.groupby("path", sort=True, as_index=False).sum()
+    journeys = Journeys.from_sequences(
+        [p.split(SEP) for p in tidy["path"]],
+        tidy["conversions"],
+        nulls=tidy["nulls"],
+        value=tidy["value"],
+        params={"source": "path table"},
+    )
+    dropped = {"conversions": float(conv[~keep].sum()), "value": float(value[~keep].sum())}
+    return replace(journeys, unattributed=dropped)
+
+
+def _touch_table(t: ir.Table, conversion_event: str, lookback_days: float) -> ir.Table:
+    """Touch rows with journey key ``(customer_id, k)``, conversion time/value, age (seconds)."""
+    import ibis
+
+    is_conv = t.event == conversion_event
+    revenue = t.revenue.cast("float64").fill_null(0.0) if "revenue" in t.columns else 0.0
+    e = t.filter(is_conv | (t.channel.notnull() & (t.channel != ""))).select(
+        "customer_id",
+        "timestamp",
+        channel=ibis.ifelse(is_conv, ibis.null("string"), t.channel.cast("string")),
+        is_conv=is_conv.cast("int64"),
+        revenue=ibis.ifelse(is_conv, revenue, 0.0),
+    )
+    w = ibis.cumulative_window(group_by="customer_id", order_by=["timestamp", "is_conv", "channel"])
+    e = e.mutate(k=e.is_conv.sum().over(w) - e.is_conv)
+    convs = e.filter(e.is_conv == 1).select(
+        "customer_id", "k", conv_time="timestamp", conv_value="revenue"
+    )
+    touches = e.filter(e.is_conv == 0).select("customer_id", "k", "timestamp", "channel")
+    j = touches.left_join(convs, ["customer_id", "k"]).select(
+        "customer_id", "k", "timestamp", "channel", "conv_time", "conv_value"
+    )
+    last = j.timestamp.max().over(ibis.window(group_by=["customer_id", "k"]))
+    end = j.conv_time.coalesce(last)
+    age = (end.epoch_seconds() - j.timestamp.epoch_seconds()).cast("float64")
+    j = j.mutate(age=age, converted=j.conv_time.notnull().cast("int64"))
+    return j.filter(j.age <= float(lookback_days) * 86400.0), convs
+
+
+def touch_journeys(
+    events: Any,
+    *,
+    conversion_event: str = "purchase",
+    lookback_days: float = 30.0,
+    collapse_repeats: bool = False,
+    half_life: float = 7.0,
+    engine: Engine | None = None,
+) -> Journeys:
+    """Journeys from touch events, reduced in the engine to distinct paths.
+
+    Touches are events with a non-empty ``channel`` (other than the conversion event). Each
+    ``conversion_event`` closes the customer's current journey; touches after it start the next
+    one. A touch belongs to a journey only if it is at most ``lookback_days`` before the journey's
+    end (its conversion, or for a journey that did not convert, its last touch). Touches at the
+    same instant as a conversion count before it. ``collapse_repeats`` merges consecutive touches
+    on the same channel into one (the first). Conversions with no touch in the window are not
+    attributed and are counted in ``unattributed``. ``half_life`` (days) sets time-decay weights
+    ``0.5 ** (days before conversion / half_life)``, normalised within each journey.
+    """
+    import ibis
+
+    if not isinstance(conversion_event, str) or not conversion_event:
+        raise ValueError(f"conversion_event must be an event name, got {conversion_event!r}")
+    if not (isinstance(lookback_days, (int, float)) and lookback_days > 0):
+        raise ValueError(f"lookback_days must be a number > 0, got {lookback_days!r}")
+    if not (isinstance(half_life, (int, float)) and half_life > 0):
+        raise ValueError(f"half_life must be a number > 0, got {half_life!r}")
+    t, engine = as_table(events, engine)
+    missing = {"customer_id", "timestamp", "event", "channel"} - set(t.columns)
+    if missing:
+        raise ValueError(f"events need columns {sorted(missing)} for attribution")
+    found = engine.to_pandas(t.filter(t.event == conversion_event).count())
+    if int(found) == 0:
+        raise ValueError(f"conversion_event {conversion_event!r} does not occur in the events")
+    j, convs = _touch_table(t, conversion_event, lookback_days)
+    key = ["customer_id", "k"]
+    order = ["timestamp", "channel"]
+    if collapse_repeats:
+        prev = j.channel.lag().over(ibis.window(group_by=key, order_by=order))
+        j = j.filter(prev.isnull() | (prev != j.channel))
+    j = j.mutate(pos=ibis.row_number().over(ibis.window(group_by=key, order_by=order)))
+    decay = (j.age * (-math.log(2) / (float(half_life) * 86400.0))).exp()
+    j = j.mutate(w=decay / decay.sum().over(ibis.window(group_by=key)))
+    tag = j.pos.cast("string").lpad(9, "0") + "|" + j.channel
+    per = j.group_by(key).aggregate(
+        keys=tag.collect(), converted=j.converted.max(), value=j.conv_value.max().fill_null(0.0)
+    )
+    per = per.mutate(path=per.keys.sort().join(SEP).re_replace(r"[0-9]{9}\|", "")).drop("keys")
+    paths = per.group_by("path").aggregate(
+        conversions=per.converted.sum(),
+        nulls=(1 - per.converted).sum(),
+        value=per.value.sum(),
+    )
+    jp = j.join(per.select(*key, "path"), key)
+    decay_tab = jp.filter(jp.converted == 1)
+    decay_tab = decay_tab.group_by(["path", "pos"]).aggregate(
+        dc=decay_tab.w.sum(), dv=(decay_tab.w * decay_tab.conv_value.fill_null(0.0)).sum()
+    )
+    totals = convs.aggregate(n=convs.count(), value=convs.conv_value.sum())
+    paths_df = engine.to_pandas(paths.order_by("path"))
+    decay_df = engine.to_pandas(decay_tab)
+    tot = engine.to_pandas(totals)
+    channels = sorted({c for p in paths_df["path"] for c in p.split(SEP)})
+    bad = [c for c in channels if ">" in c]
+    if bad:
+        raise ValueError(f"channel names must not contain '>', got {bad[:5]}")
+    out = Journeys.from_sequences(
+        [p.split(SEP) for p in paths_df["path"]],
+        paths_df["conversions"].astype(float),
+        nulls=paths_df["nulls"].astype(float),
+        value=paths_df["value"].astype(float),
+        channels=tuple(channels),
+    )
+    row = pd.Series(np.arange(out.n_paths), index=paths_df["path"])
+    flat = out.offsets[row.reindex(decay_df["path"]).to_numpy()] + decay_df["pos"].to_numpy()
+    dc = np.zeros(len(out.codes))
+    dv = np.zeros(len(out.codes))
+    np.add.at(dc, flat, decay_df["dc"].to_numpy(float))
+    np.add.at(dv, flat, decay_df["dv"].to_numpy(float))
+    params = {
+        "source": "events",
+        "conversion_event": conversion_event,
+        "lookback_days": float(lookback_days),
+        "collapse_repeats": bool(collapse_repeats),
+        "half_life": float(half_life),
+    }
+    unattributed = {
+        "conversions": float(tot["n"].iloc[0]) - out.total_conversions,
+        "value": float(tot["value"].fillna(0).iloc[0]) - out.total_value,
+    }
+    return replace(
+        out, decay_conversions=dc, decay_value=dv, params=params, unattributed=unattributed
+    )
