@@ -29,6 +29,13 @@ def _finished_line(iterable: Iterable, total: int | None, desc: str | None) -> I
     )
 
 
+def _in_kernel() -> bool:
+    """True inside a Jupyter kernel (where a widget bar can be drawn)."""
+    ipython = sys.modules.get("IPython")
+    shell = ipython.get_ipython() if ipython is not None else None
+    return type(shell).__name__ == "ZMQInteractiveShell"
+
+
 def track(
     iterable: Iterable, *, total: int | None = None, desc: str | None = None, disable: bool = False
 ) -> Any:
@@ -37,7 +44,7 @@ def track(
         return iterable
     if os.environ.get("CJLIB_BATCH"):
         return _finished_line(iterable, total, desc)
-    if "ipykernel" in sys.modules:
+    if _in_kernel():
         from tqdm.auto import tqdm
     else:
         from tqdm.std import tqdm
