@@ -29,7 +29,7 @@ from cjlib.attribution.compare import (
     credit_table,
     versus_baseline,
 )
-from cjlib.attribution.findings import describe_attribution
+from cjlib.attribution.findings import describe_attribution, methodology
 from cjlib.attribution.heuristics import POSITION_PRESETS, RULE_MODELS
 from cjlib.attribution.journeys import Journeys, read_path_table, touch_journeys
 from cjlib.attribution.markov import fit_markov, select_order
@@ -60,6 +60,7 @@ __all__ = [
     "path_flows",
     "channel_costs",
     "describe_attribution",
+    "methodology",
     "MODELS",
     "RULE_MODELS",
     "DATA_DRIVEN",
@@ -116,6 +117,14 @@ class AttributionResult:
         return self.credits.pivot(index="channel", columns="model", values=col)[
             list(dict.fromkeys(self.credits["model"]))
         ]
+
+    def ordered_shapley_wide(self) -> pd.DataFrame | None:
+        """Ordered Shapley conversions as channel x position of first touch (1 = first)."""
+        if self.ordered_shapley is None:
+            return None
+        wide = self.ordered_shapley.pivot(index="channel", columns="position", values="conversions")
+        wide.columns = [f"position {c}" for c in wide.columns]
+        return wide.fillna(0.0).reset_index()
 
     def top_paths(self, **kwargs: Any) -> pd.DataFrame:
         """:func:`cjlib.attribution.paths.top_paths` on these journeys."""

@@ -9,7 +9,7 @@ from typing import Any
 
 import pandas as pd
 
-__all__ = ["describe_attribution", "MODEL_NAMES"]
+__all__ = ["describe_attribution", "methodology", "MODEL_NAMES"]
 
 MODEL_NAMES = {
     "first_touch": "first touch",
@@ -82,14 +82,20 @@ def describe_attribution(result: Any) -> list[str]:
     if "agree" in comp and len(comp):
         agree = list(comp.loc[comp["agree"], "channel"])
         worst = comp.sort_values("spread", ascending=False).iloc[0]
-        lines.append(
-            f"The models (participation aside) agree, with intervals that share a common value, "
-            f"on {len(agree)} of {len(comp)} channels"
+        text = (
+            f"All models (participation aside) have share intervals with a common value on "
+            f"{len(agree)} of {len(comp)} channels"
             + (f" ({_join(agree)})" if agree else "")
-            + f". They disagree most on {worst.channel}: from {_pct(worst.lowest)} "
+            + f"; they disagree most on {worst.channel}: from {_pct(worst.lowest)} "
             f"({MODEL_NAMES.get(worst.lowest_model, worst.lowest_model)}) to "
             f"{_pct(worst.highest)} ({MODEL_NAMES.get(worst.highest_model, worst.highest_model)})."
         )
+        if "data_driven_agree" in comp:
+            dd = list(comp.loc[comp["data_driven_agree"], "channel"])
+            text += f" The data-driven models alone agree on {len(dd)} of {len(comp)} channels" + (
+                f" ({_join(dd)})." if dd else "."
+            )
+        lines.append(text)
     if result.costs is not None and lead in set(result.costs["model"]):
         c = result.costs[(result.costs["model"] == lead) & result.costs["cpa"].notna()]
         if len(c):
@@ -116,3 +122,60 @@ def describe_attribution(result: Any) -> list[str]:
             f"tried: {', '.join(str(o) for o in t['order'])})."
         )
     return lines
+
+
+def methodology(result: Any) -> str:
+    """Markdown definitions of the journeys, models, intervals and denominators used."""
+    p = result.params
+    first, middle, last = p["position_weights"]
+    lines = [
+        "### Attribution definitions",
+        "",
+    ]
+    if p.get("source") == "events":
+        lines.append(
+            f"- **Journeys.** Touches are events with a channel. Each `{p['conversion_event']}` "
+            "closes the customer's journey; touches after it start the next one. Only touches "
+            f"within {p['lookback_days']:g} days before the journey's end (the conversion, or the "
+            "last touch of a journey that did not convert) count. Consecutive repeats of a channel "
+            + ("were collapsed." if p.get("collapse_repeats") else "were kept.")
+        )
+    else:
+        lines.append("- **Journeys.** Read from a pre-aggregated path table.")
+    lines += [
+        "- **Rule-based models.** First touch, last touch, last non-direct (channels treated as "
+        f"direct: {', '.join(p['direct_channels'])}; an all-direct journey credits its last "
+        f"touch), linear, position-based ({first:.0%} first / {middle:.0%} middle / "
+        f"{last:.0%} last; two-touch journeys split first : last), time decay (half-life "
+        f"{p['half_life']:g} "
+        + ("days before the conversion" if p.get("source") == "events" else "touches")
+        + "), and participation (every channel in a converting journey gets the whole "
+        "conversion, so participation credits do **not** sum to the total: read them as reach).",
+        f"- **Markov chain (order {p['markov_order']}).** States are the last "
+        f"{p['markov_order']} channel(s) touched; the chance of conversion from the start and "
+        "without each channel is solved exactly from the absorbing chain (linear algebra, no "
+        "simulation). Removal effect = 1 − P(conversion without the channel) / P(conversion). "
+        "**The removal effects are normalised to sum to 1 before they spread the total "
+        "conversions and revenue over the channels.**"
+        + (
+            " The order was chosen on 30 % held-out journeys."
+            if p.get("markov_order_requested") == "auto"
+            else ""
+        ),
+        "- **Shapley.** The conversion-rate game: v(S) = conversion rate of journeys whose "
+        "channel set is exactly S; each converting journey splits its conversion in proportion "
+        "to the Shapley values of that game restricted to its own channels "
+        f"({p.get('shapley_method') or 'exact'}). The conversions game (`shapley_simple`) "
+        "splits each conversion equally among the journey's distinct channels; its ordered "
+        "variant splits by the position of each channel's first touch.",
+        f"- **Intervals.** {p['n_boot']} bootstrap replicates resampling journeys with "
+        f"replacement (seed {p['random_state']}); percentile intervals at "
+        f"{p['confidence']:.0%}. All models use the same replicates, so differences between "
+        "models have paired intervals.",
+        "- **Denominators.** A share is the channel's credited conversions / all attributed "
+        "conversions (converting journeys with at least one touch in the window). Cost share = "
+        "channel spend / all spend; CPA = spend / credited conversions; ROAS = credited value / "
+        "spend. Path conversion rate = conversions / journeys on exactly that path (Wilson "
+        "interval).",
+    ]
+    return "\n".join(lines)

@@ -122,6 +122,22 @@ class Journeys:
             **{f"unattributed_{k}": v for k, v in self.unattributed.items()},
         }
 
+    def summary_frame(self) -> pd.DataFrame:
+        """The summary as a two-column table (``measure, value``) for reports."""
+        s = self.summary()
+        rows = [
+            ("journeys with at least one touch", s["journeys"]),
+            ("converting journeys (attributed conversions)", s["conversions"]),
+            ("conversion value attributed", s["value"]),
+            ("distinct channel paths", s["paths"]),
+            ("channels", len(s["channels"])),
+            (
+                "conversions with no touch in the lookback window",
+                s.get("unattributed_conversions", 0),
+            ),
+        ]
+        return pd.DataFrame(rows, columns=["measure", "value"])
+
     def with_counts(self, conversions: np.ndarray, nulls: np.ndarray) -> Journeys:
         """The same paths with other counts (bootstrap, held-out splits); value and time-decay
         sums scale with the converting journeys of each path (their mean per path is kept)."""

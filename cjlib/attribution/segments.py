@@ -25,6 +25,17 @@ class SegmentAttribution:
     def to_frame(self) -> pd.DataFrame:
         return self.credits.copy()
 
+    def shares(self, model: str = "markov") -> pd.DataFrame:
+        """Channel x segment shares of conversions under ``model`` (shown segments only)."""
+        if self.credits.empty:
+            return pd.DataFrame()
+        rows = self.credits[self.credits["model"] == model]
+        if rows.empty:
+            raise ValueError(
+                f"model must be one of {sorted(set(self.credits['model']))}, got {model!r}"
+            )
+        return rows.pivot(index="channel", columns="segment", values="share").reset_index()
+
     def to_dict(self) -> dict:
         import json
 

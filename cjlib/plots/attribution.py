@@ -13,7 +13,12 @@ import pandas as pd
 if TYPE_CHECKING:  # pragma: no cover
     from matplotlib.axes import Axes
 
-__all__ = ["plot_credit_comparison", "plot_cost_vs_credit", "plot_path_sankey"]
+__all__ = [
+    "plot_credit_comparison",
+    "plot_cost_vs_credit",
+    "plot_path_sankey",
+    "plot_transition_heatmap",
+]
 
 _PALETTE = [
     "#4C72B0", "#DD8452", "#55A868", "#C44E52", "#8172B3",
@@ -112,3 +117,20 @@ def plot_path_sankey(flows: pd.DataFrame, *, title: str = "Channel paths"):
     )
     fig.update_layout(title=title, height=560, margin={"l": 10, "r": 10, "t": 40, "b": 10})
     return fig
+
+
+def plot_transition_heatmap(matrix: pd.DataFrame, *, ax: Axes | None = None) -> Axes:
+    """Heatmap of a Markov transition matrix (``MarkovFit.transition_matrix()``), in percent:
+    rows are the current state, columns the next step (absorbing states last)."""
+    import seaborn as sns
+
+    ax = _axes(ax, (0.85 * len(matrix.columns) + 2.5, 0.45 * len(matrix) + 1.6))
+    sns.heatmap(matrix * 100, annot=True, fmt=".0f", cmap="Blues", vmin=0, vmax=100,
+                cbar_kws={"label": "% of moves out"}, linewidths=0.5, linecolor="white",
+                annot_kws={"fontsize": 7}, ax=ax)  # fmt: skip
+    ax.set_xlabel("next step")
+    ax.set_ylabel("from")
+    ax.set_title("Markov transitions (first order, % of moves out of each state)")
+    ax.tick_params(axis="x", rotation=35)
+    ax.tick_params(axis="y", rotation=0)
+    return ax
