@@ -1,0 +1,170 @@
+"""``funnel()``: the complete funnel with in-progress handling, Wilson intervals and timing."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import pandas as pd
+
+from cjlib.engine import Engine
+from cjlib.funnels.compute import (
+    Prepared,
+    customer_table,
+    prepare,
+    status_counts,
+    unit_table,
+)
+from cjlib.funnels.spec import FunnelSpec, funnel_spec, to_seconds
+from cjlib.funnels.summary import step_table
+from cjlib.funnels.timing import duration_counts, km_table, timing_table
+from cjlib.stages import StageModel
+
+__all__ = ["FunnelResult", "funnel", "resolve_spec", "computed_units", "records"]
+
+
+def records(df: pd.DataFrame) -> list[dict]:
+    """A table as JSON-able records (NaN as null, timestamps in ISO 8601)."""
+    import json
+
+    return json.loads(df.to_json(orient="records", date_format="iso"))
+
+
+@dataclass(frozen=True)
+class FunnelResult:
+    """A computed funnel.
+
+    ``steps``: one row per step (see :mod:`cjlib.funnels.summary` for every denominator);
+    ``timing``: time to convert per step (hours); ``km``: Kaplan-Meier curves of time to the
+    step (in-progress units censored); ``entered``: units that entered; ``as_of``: when the data
+    end (in-progress is judged against it); ``spec``: the definition used.
+    """
+
+    steps: pd.DataFrame
+    timing: pd.DataFrame
+    km: pd.DataFrame
+    entered: int
+    as_of: pd.Timestamp
+    spec: FunnelSpec
+    confidence: float = 0.95
+
+    @property
+    def overall(self) -> pd.Series:
+        """The last step's row: conversion from start to the end of the funnel."""
+        return self.steps.iloc[-1]
+
+    @property
+    def weakest_step(self) -> int:
+        """The step (2..n) with the lowest conversion from the previous step."""
+        rows = self.steps[self.steps["step"] > 1].dropna(subset=["conversion"])
+        if rows.empty:
+            raise ValueError("no step after the first has a conversion rate (no entrants)")
+        return int(rows.loc[rows["conversion"].idxmin(), "step"])
+
+    def to_frame(self) -> pd.DataFrame:
+        return self.steps.copy()
+
+    def to_dict(self) -> dict:
+        return {
+            "spec": self.spec.to_dict(),
+            "entered": int(self.entered),
+            "as_of": self.as_of.isoformat(),
+            "confidence": self.confidence,
+            "steps": records(self.steps),
+            "timing": records(self.timing),
+        }
+
+    def _repr_html_(self) -> str:
+        cols = ["step", "label", "customers", "in_progress", "dropped", "conversion",
+                "conversion_low", "conversion_high", "conversion_from_start"]  # fmt: skip
+        view = self.steps[cols].copy()
+        for c in cols[5:]:
+            view[c] = view[c].map(lambda v: "—" if pd.isna(v) else f"{100 * v:.1f} %")
+        return (
+            f"<p><b>Funnel</b> ({self.spec.mode}, {self.entered:,} entered, data end "
+            f"{self.as_of:%Y-%m-%d %H:%M} UTC)</p>" + view.to_html(index=False)
+        )
+
+
+def resolve_spec(steps: Any, options: dict[str, Any]) -> FunnelSpec:
+    """``steps`` as given when it is a FunnelSpec (or a FunnelResult), else a new spec."""
+    if isinstance(steps, FunnelResult):
+        steps = steps.spec
+    if isinstance(steps, FunnelSpec):
+        return steps
+    return funnel_spec(steps, **options)
+
+
+@contextlib.contextmanager
+def computed_units(
+    events: Any, spec: FunnelSpec, engine: Engine | None
+) -> Iterator[tuple[Prepared, Any, Any]]:
+    """``(prepared, units, counted)`` kept in the engine for the block, released afterwards."""
+    prep = prepare(events, spec, engine=engine)
+    units = prep.engine.materialize(unit_table(prep), prefix="cjlib_funnel")
+    try:
+        yield prep, units, customer_table(prep, units)
+    finally:
+        prep.engine.release(units)
+
+
+def funnel(
+    events: Any,
+    steps: Any,
+    *,
+    mode: str = "closed",
+    strict: bool = False,
+    window: Any = "30D",
+    min_gap: Any = None,
+    max_gap: Any = None,
+    exclude: Any = None,
+    hold: str | None = None,
+    entry: str = "first",
+    period: tuple[Any, Any] | None = None,
+    count: str = "customers",
+    as_of: Any = None,
+    stages: StageModel | None = None,
+    confidence: float = 0.95,
+    resolution: Any = "1min",
+    engine: Engine | None = None,
+) -> FunnelResult:
+    """Compute a funnel over ``events`` (a LoadedTable, Ibis table or DataFrame).
+
+    ``steps``: a list of steps (``"event"``, ``"a|b"``, ``"stage:<stage>"``) or a
+    :class:`FunnelSpec` (then the definition options here are not used). ``mode``: ``closed``
+    (default), ``open`` or ``any_order``; ``strict``: directly-followed steps; ``window``: from
+    entry to the last step (default 30 days; ``None`` = unlimited); ``min_gap``/``max_gap``:
+    per-step bounds (a list for steps 2..n, a dict ``{step: gap}`` or one value); ``exclude``:
+    events that end a journey between steps; ``hold``: a column all steps must share;
+    ``entry``: ``first`` (first ever, counted if inside ``period``) or ``first_in_period``;
+    ``count``: ``customers`` or ``journeys``; ``as_of``: the data end (default: the last
+    event); ``stages``: the stage model for stage steps; ``resolution``: time-to-convert
+    precision (default one minute). The full rules are in :mod:`cjlib.funnels.spec`.
+    """
+    if not 0 < confidence < 1:
+        raise ValueError(f"confidence must be between 0 and 1, got {confidence!r}")
+    res = to_seconds(resolution, name="resolution")
+    if not res:
+        raise ValueError(f"resolution must be a positive duration, got {resolution!r}")
+    spec = resolve_spec(
+        steps,
+        dict(mode=mode, strict=strict, window=window, min_gap=min_gap, max_gap=max_gap,
+             exclude=exclude, hold=hold, entry=entry, period=period, count=count, as_of=as_of,
+             stages=stages),
+    )  # fmt: skip
+    with computed_units(events, spec, engine) as (prep, units, counted):
+        counts = prep.engine.to_pandas(status_counts(counted))
+        hist = prep.engine.to_pandas(duration_counts(prep, units, resolution=res))
+    labels = spec.labels
+    hist = hist.astype({"step": "int64", "bucket": "int64", "event": "int64", "n": "int64"})
+    return FunnelResult(
+        steps=step_table(counts, spec, confidence=confidence),
+        timing=timing_table(hist, labels, resolution=res),
+        km=km_table(hist, labels, resolution=res),
+        entered=int(counts["n"].sum()) if len(counts) else 0,
+        as_of=prep.as_of,
+        spec=spec,
+        confidence=confidence,
+    )

@@ -1,0 +1,120 @@
+"""Conversion by entry cohort (week or month), with incomplete cohorts flagged, and a trend test.
+
+A cohort is the set of units whose entry falls in the same calendar week (Monday start, UTC) or
+month. Its conversion is the whole-funnel conversion (last step / entrants, in-progress excluded,
+as in the funnel table). A cohort is *incomplete* when some of its entrants could still convert
+at the data end: its last possible entry plus the window is after ``as_of`` (with no window:
+the cohort period itself is not over). Incomplete cohorts are shown but left out of the trend.
+
+The trend over complete cohorts is the Cochran-Armitage test for a linear trend in proportions
+(Armitage 1955; R ``prop.trend.test``), with the slope in percentage points per cohort from the
+weighted least-squares line it rests on.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from scipy.stats import norm
+
+from cjlib.engine import Engine, as_table
+from cjlib.funnels.core import computed_units, records, resolve_spec
+from cjlib.funnels.summary import step_table
+from cjlib.stats import wilson_interval
+
+__all__ = ["TrendResult", "funnel_trends", "trend_test"]
+
+_UNITS = {"week": ("W", pd.Timedelta(days=7)), "month": ("M", None)}
+
+
+def trend_test(x, n) -> tuple[float, float]:
+    """``(slope, p_value)``: WLS slope of x/n on 0..k-1 (weights n) and the Cochran-Armitage
+    two-sided p-value (scores 0..k-1), as R ``prop.trend.test(x, n)``."""
+    x, n = np.asarray(x, dtype=float), np.asarray(n, dtype=float)
+    ok = n > 0
+    x, n = x[ok], n[ok]
+    if len(n) < 3:
+        return np.nan, np.nan
+    s = np.arange(len(n), dtype=float)
+    p = x.sum() / n.sum()
+    sbar = (n * s).sum() / n.sum()
+    sxx = (n * (s - sbar) ** 2).sum()
+    slope = ((x - n * p) * (s - sbar)).sum() / sxx
+    if p in (0.0, 1.0):
+        return slope, np.nan
+    chi = slope**2 * sxx / (p * (1 - p))
+    return float(slope), float(2 * norm.sf(np.sqrt(chi)))
+
+
+@dataclass(frozen=True)
+class TrendResult:
+    """``table``: one row per cohort (``cohort, entrants, converted, in_progress, conversion``
+    with a Wilson interval, ``incomplete``); ``slope`` (conversion change per cohort over complete
+    cohorts) and ``p_value`` (Cochran-Armitage)."""
+
+    table: pd.DataFrame
+    cohort: str
+    slope: float
+    p_value: float
+
+    def to_frame(self) -> pd.DataFrame:
+        return self.table.copy()
+
+    def to_dict(self) -> dict:
+        return {"cohort": self.cohort, "slope": self.slope, "p_value": self.p_value,
+                "table": records(self.table)}  # fmt: skip
+
+
+def funnel_trends(
+    events: Any,
+    steps: Any,
+    *,
+    cohort: str = "week",
+    confidence: float = 0.95,
+    engine: Engine | None = None,
+    **options: Any,
+) -> TrendResult:
+    """Whole-funnel conversion per entry cohort; ``steps`` as in :func:`funnel_segments`."""
+    if cohort not in _UNITS:
+        raise ValueError(f"cohort must be one of {list(_UNITS)}, got {cohort!r}")
+    spec = resolve_spec(steps, options)
+    _, eng = as_table(events, engine)
+    unit, length = _UNITS[cohort]
+    with computed_units(events, spec, eng) as (prep, _, counted):
+        c = counted.mutate(cohort=counted.t_entry.truncate(unit))
+        counts = eng.to_pandas(
+            c.group_by(["cohort", "entry_step", "depth", "status"]).aggregate(n=c.count())
+        )
+        as_of = prep.as_of
+    rows = []
+    for start, g in counts.groupby("cohort"):
+        start = pd.Timestamp(start)
+        start = start.tz_localize("UTC") if start.tzinfo is None else start.tz_convert("UTC")
+        end = start + (length if length is not None else pd.DateOffset(months=1))
+        last = step_table(g.drop(columns="cohort"), spec, confidence=confidence).iloc[-1]
+        window = pd.Timedelta(seconds=spec.window) if spec.window is not None else None
+        incomplete = end > as_of if window is None else end + window > as_of
+        rows.append(
+            {
+                "cohort": start,
+                "entrants": int(g["n"].sum()),
+                "converted": int(last["customers"]),
+                "in_progress": int(g.loc[g.status == "in_progress", "n"].sum()),
+                "denominator": int(last["denominator_from_start"]),
+                "incomplete": bool(incomplete),
+            }
+        )
+    table = pd.DataFrame(rows).sort_values("cohort", ignore_index=True)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        table["conversion"] = table["converted"] / table["denominator"].where(
+            table["denominator"] > 0
+        )
+    table["conversion_low"], table["conversion_high"] = wilson_interval(
+        table["converted"], table["denominator"], confidence=confidence
+    )
+    done = table[~table["incomplete"]]
+    slope, p = trend_test(done["converted"], done["denominator"])
+    return TrendResult(table, cohort, slope, p)
