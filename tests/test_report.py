@@ -239,3 +239,30 @@ def test_progress_in_a_batch_report_shows_the_finished_bar(tmp_path):
     folder = report.run_notebooks([nb], out=tmp_path / "r", run_id="loop").folder
     html = (folder / "07_loop.html").read_text()
     assert "bootstrap: 100% 40/40" in html and "bootstrap:   0%" not in html
+
+
+def test_executive_summary_ranks_opportunities_across_studies(tmp_path, bad):
+    a = make_notebook(
+        tmp_path / "08_a.ipynb",
+        "s: int = 1  # s",
+        "report.glue('headline', 'A found a leak')\n"
+        "report.glue('opportunities', [{'title': 'Fix checkout', 'evidence': '29 % lost', "
+        "'customers': 900}, {'title': 'Small thing', 'evidence': 'x', 'customers': 12}])",
+    )
+    b = make_notebook(
+        tmp_path / "09_b.ipynb",
+        "t: int = 1  # t",
+        "report.glue('headline', 'B found a channel')\n"
+        "report.glue('opportunities', [{'title': 'Shift spend to referral', "
+        "'evidence': 'credit share 2x cost share', 'customers': 1500}, "
+        "{'title': 'Win back churners', 'evidence': 'y', 'customers': 300}])",
+    )
+    folder = report.run_notebooks([a, b, bad], out=tmp_path / "r", run_id="sum").folder
+    page = (folder / "summary.html").read_text()
+    first, second, third = (
+        page.index(t) for t in ("Shift spend to referral", "Fix checkout", "Win back churners")
+    )
+    assert first < second < third and "Small thing" not in page
+    assert "A found a leak" in page and "B found a channel" in page
+    assert "1 of 3 studies failed" in page and "Report failed" in page
+    assert "summary.html" in (folder / "index.html").read_text()

@@ -21,6 +21,7 @@ from cjlib.report.glue import GLUE_MIME, glue, read_glued
 from cjlib.report.lineage import environment, fingerprint, lineage
 from cjlib.report.params import ParameterError, notebook_parameters
 from cjlib.report.runner import RunResult, run_notebooks
+from cjlib.report.summary import opportunities
 
 __all__ = [
     "GLUE_MIME",
@@ -31,6 +32,7 @@ __all__ = [
     "glue",
     "lineage",
     "notebook_parameters",
+    "opportunities",
     "privacy",
     "privacy_note",
     "read_glued",

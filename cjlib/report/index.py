@@ -7,9 +7,9 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-__all__ = ["write_index"]
+__all__ = ["write_index", "STYLE", "title_of"]
 
-_STYLE = """
+STYLE = """
 body{font-family:system-ui,-apple-system,Segoe UI,Helvetica,Arial,sans-serif;max-width:1100px;
 margin:2em auto;padding:0 1em;color:#222;line-height:1.45}
 table{border-collapse:collapse;width:100%}th,td{text-align:left;padding:.45em .6em;
@@ -19,7 +19,8 @@ border-bottom:1px solid #ddd;vertical-align:top}th{background:#f4f6f8}
 """
 
 
-def _title(stem: str) -> str:
+def title_of(stem: str) -> str:
+    """'04_stage_dropoff' -> 'Stage dropoff'."""
     words = stem.split("_", 1)[-1].replace("_", " ")
     return words[:1].upper() + words[1:]
 
@@ -52,7 +53,7 @@ def write_index(
         ]
         seconds = info.get("seconds", {}).get(stem)
         rows.append(
-            f"<tr><td><b>{esc(_title(stem))}</b><br><small>{esc(stem)}</small></td>"
+            f"<tr><td><b>{esc(title_of(stem))}</b><br><small>{esc(stem)}</small></td>"
             f"<td>{esc(str(headline))}</td><td>{status}</td>"
             f"<td>{' · '.join(links)}</td><td>{seconds if seconds is not None else ''} s"
             "</td></tr>"
@@ -70,12 +71,14 @@ def write_index(
         return esc(str(info.get(key, "")).replace("T", " ").replace("+00:00", ""))
 
     page = f"""<!doctype html><html lang="en"><head><meta charset="utf-8">
-<title>cjlib reports — run {esc(str(info.get("run_id", "")))}</title><style>{_STYLE}</style></head>
+<title>cjlib reports — run {esc(str(info.get("run_id", "")))}</title><style>{STYLE}</style></head>
 <body><h1>Customer-journey reports</h1>
 <p class="meta">Run <code>{esc(str(info.get("run_id", "")))}</code>, started
 {esc(str(info.get("started", "")))} UTC, finished {esc(str(info.get("finished", "")))} UTC; code at
 git commit <code>{esc(commit[:12])}</code>. {len(paths) - len(failures)} of {len(paths)} reports
 complete.</p>
+<p><a href="summary.html"><b>Executive summary</b></a>: the headline of each study and the three
+biggest opportunities.</p>
 <table><tr><th>study</th><th>headline</th><th>status</th><th>files</th><th>time</th></tr>
 {"".join(rows)}</table>
 <h2>Parameters set for this run</h2><ul>{params}</ul>

@@ -23,6 +23,7 @@ from cjlib.report.glue import jsonable, read_glued
 from cjlib.report.index import write_index
 from cjlib.report.lineage import environment, fingerprint, git_commit
 from cjlib.report.params import Parameter, assign, notebook_parameters
+from cjlib.report.summary import write_summary
 
 __all__ = ["RunResult", "run_notebooks", "find_notebooks", "NOTEBOOKS"]
 
@@ -215,6 +216,7 @@ def run_notebooks(
         }
         (tmp / "run.json").write_text(json.dumps(jsonable(info), indent=2), encoding="utf-8")
         write_index(tmp, paths, results, failures, info, with_code=with_code)
+        write_summary(tmp, paths, results, failures, info)
         tmp.rename(final)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
