@@ -256,3 +256,23 @@ def test_costs_cpa_and_roas(hand):
     assert np.isnan(c.loc["search", "cpa"])  # no credit: no cost per conversion
     with pytest.raises(ValueError, match="costs need columns"):
         attribute(hand, models=["linear"], n_boot=0, costs=pd.DataFrame({"channel": ["a"]}))
+
+
+def test_fast_rule_credits_match_touch_weights():
+    """The per-path fast paths give what the touch-by-touch weights give (random journeys)."""
+    from cjlib.attribution.heuristics import RULE_MODELS, touch_weights
+
+    rng = np.random.default_rng(7)
+    seqs = [
+        list(rng.choice(["a", "b", "direct", "d"], size=rng.integers(1, 7))) for _ in range(300)
+    ]
+    conv = rng.integers(0, 2, 300)
+    j = Journeys.from_sequences(seqs, conv, value=conv * rng.random(300) * 50)
+    fast = rule_credits(j, RULE_MODELS, position="j", half_life=2.0)
+    pid = j.path_ids
+    for model in RULE_MODELS:
+        w = touch_weights(j, model, position="j", half_life=2.0)
+        slow = np.bincount(j.codes, w * j.conversions[pid], len(j.channels))
+        assert fast[model][0] == pytest.approx(slow), model
+        slow_v = np.bincount(j.codes, w * j.value[pid], len(j.channels))
+        assert fast[model][1] == pytest.approx(slow_v), model

@@ -31,7 +31,7 @@ from cjlib.attribution.compare import (
 )
 from cjlib.attribution.findings import describe_attribution, methodology
 from cjlib.attribution.heuristics import POSITION_PRESETS, RULE_MODELS
-from cjlib.attribution.journeys import Journeys, read_path_table, touch_journeys
+from cjlib.attribution.journeys import Journeys, touch_journeys
 from cjlib.attribution.markov import fit_markov, select_order
 from cjlib.attribution.models import (
     DATA_DRIVEN,
@@ -41,6 +41,7 @@ from cjlib.attribution.models import (
     point_credits,
 )
 from cjlib.attribution.paths import path_flows, top_paths
+from cjlib.attribution.pathtable import read_path_table
 from cjlib.attribution.segments import attribute_segments
 from cjlib.attribution.shapley import ordered_shapley, shapley_values
 from cjlib.engine import Engine

@@ -144,29 +144,82 @@ def rule_credits(
     position: str | Sequence[float] = "u",
     half_life: float = 7.0,
 ) -> dict[str, tuple[np.ndarray, np.ndarray]]:
-    """``{model: (conversions per channel, value per channel)}`` in ``j.channels`` order."""
-    ctx = _context(j)
+    """``{model: (conversions per channel, value per channel)}`` in ``j.channels`` order.
+
+    Computed per path where the rule only needs the path's ends (first, last, position-based
+    end points) and with closed forms elsewhere (time decay normalises by a geometric sum), so
+    all seven models cost a few passes over the touches; :func:`touch_weights` gives the same
+    numbers touch by touch.
+    """
     n = len(j.channels)
-    pid = np.repeat(np.arange(j.n_paths), ctx[0])
-    conv_t, value_t = j.conversions[pid], j.value[pid]
-    out = {}
+    bad = [m for m in models if m not in RULE_MODELS]
+    if bad:
+        raise ValueError(f"model must be one of {list(RULE_MODELS)}, got {bad[0]!r}")
+    j = j.converting()  # journeys without a conversion earn nothing under any rule
+    lengths = j.lengths.astype(float)
+    starts, ends = j.offsets[:-1], j.offsets[1:] - 1
+    first, last = j.codes[starts], j.codes[ends]
+    cw, vw = j.conversions, j.value
+
+    def count(codes: np.ndarray, w: np.ndarray) -> np.ndarray:
+        return np.bincount(codes, w, n)
+
+    def both(codes: np.ndarray, scale: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        return count(codes, scale * cw), count(codes, scale * vw)
+
+    def spread(scale: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Credit ``scale`` (per path) to every touch of the path."""
+        return count(j.codes, np.repeat(scale * cw, j.lengths)), count(
+            j.codes, np.repeat(scale * vw, j.lengths)
+        )
+
+    out: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+    ones = np.ones(j.n_paths)
     for m in models:
-        if m == "participation" and n <= 62:  # distinct channels per path as a bit mask
-            mask = np.bitwise_or.reduceat(np.left_shift(np.int64(1), j.codes), j.offsets[:-1])
-            hit = [((mask >> i) & 1).astype(bool) for i in range(n)]
-            c = np.array([j.conversions[h].sum() for h in hit])
-            v = np.array([j.value[h].sum() for h in hit])
-        elif m == "time_decay" and _uses_times(j, half_life):
-            c = np.bincount(j.codes, j.decay_conversions, n)
-            v = np.bincount(j.codes, j.decay_value, n)
+        if m == "first_touch":
+            out[m] = both(first, ones)
+        elif m == "last_touch":
+            out[m] = both(last, ones)
+        elif m == "linear":
+            out[m] = spread(1.0 / lengths)
+        elif m == "position_based":
+            f, mid, la = position_weights(position)
+            two = f / (f + la) if f + la > 0 else 0.5
+            wf = np.where(lengths == 1, 1.0, np.where(lengths == 2, two, f))
+            wl = np.where(lengths == 1, 0.0, np.where(lengths == 2, 1 - two, la))
+            wm = np.where(lengths >= 3, mid / np.maximum(lengths - 2, 1), 0.0)
+            c, v = spread(wm)
+            cf, vf = both(first, wf - wm)
+            cl, vl = both(last, wl - wm)
+            out[m] = (c + cf + cl, v + vf + vl)
+        elif m == "time_decay":
+            if _uses_times(j, half_life):
+                out[m] = (count(j.codes, j.decay_conversions), count(j.codes, j.decay_value))
+                continue
+            if not (isinstance(half_life, (int, float)) and half_life > 0):
+                raise ValueError(f"half_life must be a number > 0, got {half_life!r}")
+            q = 2.0 ** (-1.0 / float(half_life))
+            total = (1 - q**lengths) / (1 - q)  # sum of q**k, k = 0 .. L-1
+            back = (np.repeat(ends, j.lengths) - np.arange(len(j.codes))).astype(float)
+            w = np.exp2(back * (-1.0 / float(half_life)))
+            out[m] = (
+                count(j.codes, w * np.repeat(cw / total, j.lengths)),
+                count(j.codes, w * np.repeat(vw / total, j.lengths)),
+            )
+        elif m == "last_non_direct":
+            lut = np.isin(np.asarray(j.channels, dtype=object), list(direct_channels))
+            idx = np.where(lut[j.codes], -1, np.arange(len(j.codes)))
+            last_nd = np.maximum.reduceat(idx, starts)
+            target = j.codes[np.where(last_nd >= starts, last_nd, ends)]
+            out[m] = both(target, ones)
+        elif m == "participation" and n <= 62:  # distinct channels per path as a bit mask
+            mask = np.bitwise_or.reduceat(np.left_shift(np.int64(1), j.codes), starts)
+            bits = ((mask[:, None] >> np.arange(n)) & 1).astype(float)  # paths x channels
+            out[m] = (cw @ bits, vw @ bits)
         else:
-            w = touch_weights(
-                j, m, direct_channels=direct_channels, position=position, half_life=half_life,
-                _ctx=ctx,
-            )  # fmt: skip
-            c = np.bincount(j.codes, w * conv_t, n)
-            v = np.bincount(j.codes, w * value_t, n)
-        out[m] = (c, v)
+            w = touch_weights(j, m, direct_channels=direct_channels)
+            pid = j.path_ids
+            out[m] = (count(j.codes, w * cw[pid]), count(j.codes, w * vw[pid]))
     return out
 
 

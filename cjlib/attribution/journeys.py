@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field, replace
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -26,15 +25,9 @@ from cjlib.engine import Engine, as_table
 if TYPE_CHECKING:  # pragma: no cover
     import ibis.expr.types as ir
 
-__all__ = ["Journeys", "touch_journeys", "read_path_table", "SEP"]
+__all__ = ["Journeys", "touch_journeys", "SEP"]
 
 SEP = " > "
-_PATH_COLUMNS = {
-    "path": ("path", "paths"),
-    "conversions": ("total_conversions", "conversions", "conversion", "converters"),
-    "value": ("total_conversion_value", "conversion_value", "value", "revenue"),
-    "nulls": ("total_null", "nulls", "null", "non_converters", "non_conversions"),
-}
 
 
 @dataclass(frozen=True, eq=False)
@@ -138,6 +131,28 @@ class Journeys:
         ]
         return pd.DataFrame(rows, columns=["measure", "value"])
 
+    def converting(self) -> Journeys:
+        """Only the paths with conversions (what rule-based models credit)."""
+        keep = self.conversions > 0
+        if keep.all():
+            return self
+        touch = np.repeat(keep, self.lengths)
+        lengths = self.lengths[keep]
+
+        def sub(a: np.ndarray | None) -> np.ndarray | None:
+            return None if a is None else a[touch]
+
+        return replace(
+            self,
+            codes=self.codes[touch],
+            offsets=np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64),
+            conversions=self.conversions[keep],
+            nulls=self.nulls[keep],
+            value=self.value[keep],
+            decay_conversions=sub(self.decay_conversions),
+            decay_value=sub(self.decay_value),
+        )
+
     def with_counts(self, conversions: np.ndarray, nulls: np.ndarray) -> Journeys:
         """The same paths with other counts (bootstrap, held-out splits); value and time-decay
         sums scale with the converting journeys of each path (their mean per path is kept)."""
@@ -192,82 +207,6 @@ class Journeys:
             if np.any(arr < 0) or not np.all(np.isfinite(arr)):
                 raise ValueError(f"{name} must be finite and >= 0")
         return cls(channels, codes, offsets, conv, null, val, params=dict(params or {}))
-
-
-def _pick(columns: list[str], role: str, given: str | None) -> str | None:
-    if given:
-        if given not in columns:
-            raise ValueError(f"column_map names {given!r} for {role}, columns are {columns}")
-        return given
-    lower = {c.lower(): c for c in columns}
-    return next((lower[a] for a in _PATH_COLUMNS[role] if a in lower), None)
-
-
-def read_path_table(
-    source: Any,
-    *,
-    sep: str = ";",
-    path_separator: str = ">",
-    column_map: dict[str, str] | None = None,
-) -> Journeys:
-    """Journeys from a pre-aggregated path table (ChannelAttribution, analytics path exports).
-
-    ``source`` is a DataFrame or a CSV path with a ``path`` column (``a > b > c``), conversions,
-    conversion value (optional) and nulls (optional); ``column_map`` maps the roles ``path,
-    conversions, value, nulls`` to column names when they are not the usual ones
-    (``total_conversions``, ``total_conversion_value``, ``total_null`` are recognised). Rows with
-    the same path after trimming are added up; empty paths are dropped and counted.
-    """
-    if isinstance(source, (str, Path)):
-        if not Path(source).exists():
-            raise FileNotFoundError(f"source {str(source)!r} does not exist")
-        df = pd.read_csv(source, sep=sep)
-    elif isinstance(source, pd.DataFrame):
-        df = source
-    else:
-        raise TypeError(f"source must be a CSV path or a DataFrame, got {type(source).__name__}")
-    cols = list(df.columns)
-    cmap = dict(column_map or {})
-    unknown = set(cmap) - set(_PATH_COLUMNS)
-    if unknown:
-        raise ValueError(f"column_map roles must be among {sorted(_PATH_COLUMNS)}, got {unknown}")
-    found = {role: _pick(cols, role, cmap.get(role)) for role in _PATH_COLUMNS}
-    for role in ("path", "conversions"):
-        if found[role] is None:
-            raise ValueError(f"path table needs a {role} column; columns are {cols}")
-    paths = df[found["path"]].astype("string").fillna("")
-    parts = paths.str.split(path_separator)
-    seqs = [[p.strip() for p in ps if p.strip()] for ps in parts]
-    conv = pd.to_numeric(df[found["conversions"]], errors="raise").fillna(0).to_numpy(float)
-    nulls = (
-        pd.to_numeric(df[found["nulls"]]).fillna(0).to_numpy(float)
-        if found["nulls"]
-        else np.zeros(len(df))
-    )
-    value = (
-        pd.to_numeric(df[found["value"]]).fillna(0).to_numpy(float)
-        if found["value"]
-        else np.zeros(len(df))
-    )
-    keep = np.array([len(s) > 0 for s in seqs], dtype=bool)
-    tidy = pd.DataFrame(
-        {
-            "path": [SEP.join(s) for s, k in zip(seqs, keep, strict=True) if k],
-            "conversions": conv[keep],
-            "nulls": nulls[keep],
-            "value": value[keep],
-        }
-    )
-    tidy = tidy.groupby("path", sort=True, as_index=False).sum()
-    journeys = Journeys.from_sequences(
-        [p.split(SEP) for p in tidy["path"]],
-        tidy["conversions"],
-        nulls=tidy["nulls"],
-        value=tidy["value"],
-        params={"source": "path table"},
-    )
-    dropped = {"conversions": float(conv[~keep].sum()), "value": float(value[~keep].sum())}
-    return replace(journeys, unattributed=dropped)
 
 
 def _touch_table(t: ir.Table, conversion_event: str, lookback_days: float) -> ir.Table:

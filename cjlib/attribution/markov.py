@@ -73,7 +73,7 @@ class MarkovDesign:
     states: np.ndarray  # sorted history codes; index 0 is (start)
     src: np.ndarray  # state index of each touch move
     dst: np.ndarray  # state index after each touch move
-    touch_pid: np.ndarray
+    lengths: np.ndarray  # touches per path (touch moves are in path order)
     end_src: np.ndarray  # state index of each path's end move
     contains: np.ndarray  # bool (channels x states): the state's history includes the channel
 
@@ -82,6 +82,15 @@ class MarkovDesign:
         order = _check_order(order)
         c = len(j.channels)
         base = c + 1
+        if order == 1:  # states are simply "last channel" (0 = start): no sorting, no lookups
+            prev = np.empty(len(j.codes), dtype=np.int64)
+            prev[1:] = j.codes[:-1] + 1
+            prev[j.offsets[:-1]] = 0
+            states = np.arange(base, dtype=np.int64)
+            contains = np.eye(c, base, k=1, dtype=bool)
+            end = j.codes[j.offsets[1:] - 1].astype(np.int64) + 1
+            dst = j.codes.astype(np.int64) + 1
+            return cls(1, j.channels, states, prev, dst, j.lengths, end, contains)
         h, x, pid = _pairs(j, order, base)
         t = len(j.codes)
         nxt = (h[:t] * base + x[:t] + 1) % base**order
@@ -95,7 +104,7 @@ class MarkovDesign:
             dst = np.searchsorted(states, nxt)
         digits = np.stack([(states // base**i) % base for i in range(order)])
         contains = np.stack([(digits == ch + 1).any(axis=0) for ch in range(c)])
-        return cls(order, j.channels, states, inverse[:t], dst, pid[:t], inverse[t:], contains)
+        return cls(order, j.channels, states, inverse[:t], dst, j.lengths, inverse[t:], contains)
 
     def state_labels(self) -> list[str]:
         base = len(self.channels) + 1
@@ -114,7 +123,7 @@ class MarkovDesign:
 
         n = len(self.states)
         journeys = conversions + nulls
-        w = journeys[self.touch_pid]
+        w = np.repeat(journeys, self.lengths)
         if n * n <= 1 << 22:
             dense = np.bincount(self.src * n + self.dst, w, n * n).reshape(n, n)
             counts = sparse.csr_matrix(dense)
