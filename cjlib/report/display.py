@@ -25,7 +25,13 @@ __all__ = [
     "COUNT_COLUMNS",
 ]
 
-IDENTIFIER_COLUMNS = ("customer_id", "user_id", "user_pseudo_id", "email", "session_id", "name")
+IDENTIFIER_COLUMNS = (
+    "customer_id",
+    "user_id",
+    "user_pseudo_id",
+    "email_address",
+    "session_id",
+)
 COUNT_COLUMNS = ("customers", "users", "n", "count", "size", "respondents", "journeys")
 _PRIVACY: dict[str, Any] = {"min_cell_size": 10, "allow_row_level": False}
 
