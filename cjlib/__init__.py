@@ -44,6 +44,11 @@ _EXPORTS = {
     "furthest_stage": "cjlib.journeys",
     "stage_coverage": "cjlib.journeys",
     "glue": "cjlib.report",
+    "attribute": "cjlib.attribution",
+    "attribute_segments": "cjlib.attribution",
+    "touch_journeys": "cjlib.attribution",
+    "read_path_table": "cjlib.attribution",
+    "AttributionResult": "cjlib.attribution",
 }
 
 __all__ = sorted([*_EXPORTS, "__version__"])
@@ -61,6 +66,7 @@ _SUBMODULES = {
     "report",
     "progress",
     "synth",
+    "attribution",
 }
 
 

@@ -7,6 +7,19 @@ number that a result does not already hold.
 
 from __future__ import annotations
 
+from cjlib.plots.attribution import (
+    plot_cost_vs_credit,
+    plot_credit_comparison,
+    plot_path_sankey,
+    plot_transition_heatmap,
+)
 from cjlib.plots.journeys import plot_furthest_stage, plot_transition_matrix
 
-__all__ = ["plot_furthest_stage", "plot_transition_matrix"]
+__all__ = [
+    "plot_cost_vs_credit",
+    "plot_credit_comparison",
+    "plot_furthest_stage",
+    "plot_path_sankey",
+    "plot_transition_heatmap",
+    "plot_transition_matrix",
+]
