@@ -188,6 +188,11 @@ def test_decisions_follow_the_rules():
     assert analyze(frame(20000, 0.3, 0.3), metrics=m).decision == "inconclusive"
     assert analyze(frame(5000, 0.3, 0.22), metrics=m).decision == "do not ship"
     assert analyze(frame(5000, 0.3, 0.36), metrics=m, method="bayesian").decision == "ship"
+    three = frame(5000, 0.3, 0.36)
+    best = frame(5000, 0.3, 0.40).query("variant == 't'").assign(variant="u")
+    best["customer_id"] = "w" + best["customer_id"]
+    res = analyze(pd.concat([three, best]), metrics=m, split={"control": 1, "t": 1, "u": 1})
+    assert res.decision == "ship" and res.reasons[0].startswith("Ship u:")
 
 
 def test_analyze_errors_name_the_parameter(sample):

@@ -135,6 +135,10 @@ def decide(
     losers = [v for v, s in status.items() if s and any(x == "worse" for x in s)]
     if guard_harm:
         return "do not ship", tuple(guard_harm + reasons)
+    if len(winners) > 1:  # the best on the first primary metric, in its good direction
+        first = comparisons[comparisons.metric == primaries[0].name].set_index("variant")["lift"]
+        sign = 1 if primaries[0].higher_is_better else -1
+        winners.sort(key=lambda v: -sign * float(first.get(v, 0.0)))
     if winners and not guard_open:
         return "ship", tuple([f"Ship {winners[0]}: better on every primary metric."] + reasons)
     if losers and len(losers) == len(status):
