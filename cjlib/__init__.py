@@ -49,6 +49,9 @@ _EXPORTS = {
     "touch_journeys": "cjlib.attribution",
     "read_path_table": "cjlib.attribution",
     "AttributionResult": "cjlib.attribution",
+    "analyze": "cjlib.experiments",
+    "ExperimentResult": "cjlib.experiments",
+    "metrics_from_roles": "cjlib.experiments",
 }
 
 __all__ = sorted([*_EXPORTS, "__version__"])
@@ -67,6 +70,7 @@ _SUBMODULES = {
     "progress",
     "synth",
     "attribution",
+    "experiments",
 }
 
 

@@ -13,13 +13,17 @@ from cjlib.plots.attribution import (
     plot_path_sankey,
     plot_transition_heatmap,
 )
+from cjlib.plots.experiments import plot_lifts, plot_segment_effects, plot_sequential
 from cjlib.plots.journeys import plot_furthest_stage, plot_transition_matrix
 
 __all__ = [
     "plot_cost_vs_credit",
     "plot_credit_comparison",
     "plot_furthest_stage",
+    "plot_lifts",
     "plot_path_sankey",
+    "plot_segment_effects",
+    "plot_sequential",
     "plot_transition_heatmap",
     "plot_transition_matrix",
 ]
