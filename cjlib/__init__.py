@@ -52,6 +52,13 @@ _EXPORTS = {
     "analyze": "cjlib.experiments",
     "ExperimentResult": "cjlib.experiments",
     "metrics_from_roles": "cjlib.experiments",
+    "VocResult": "cjlib.voc",
+    "voc_scores": "cjlib.voc",
+    "nps_interval": "cjlib.voc",
+    "distinguishing_terms": "cjlib.voc",
+    "JourneyMap": "cjlib.journeymap",
+    "journey_map": "cjlib.journeymap",
+    "stage_metrics": "cjlib.journeymap",
 }
 
 __all__ = sorted([*_EXPORTS, "__version__"])
@@ -71,6 +78,8 @@ _SUBMODULES = {
     "synth",
     "attribution",
     "experiments",
+    "voc",
+    "journeymap",
 }
 
 
