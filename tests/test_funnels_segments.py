@@ -90,3 +90,15 @@ def test_segment_errors(tiny_events, engine):
         funnel_segments(events, steps, one, adjust_method="bonferroni")
     with pytest.raises(ValueError, match="min_size must be an int >= 1"):
         funnel_segments(events, steps, one, min_size=0)
+
+
+def test_customers_without_a_segment(engine):
+    """g has no segment: kept as '(none)' by default, left out with missing='drop'."""
+    partial = SEGMENTS[SEGMENTS.customer_id != "g"]
+    kept = funnel_segments(frame(ROWS), STEPS, partial, window="48h", min_size=1, engine=engine)
+    assert set(kept.sizes["segment"]) == {"x", "y", "(none)"}
+    dropped = funnel_segments(frame(ROWS), STEPS, partial, window="48h", min_size=1,
+                              missing="drop", engine=engine)  # fmt: skip
+    assert list(dropped.sizes["entrants"]) == [3, 2]
+    with pytest.raises(ValueError, match="missing must be 'keep' or 'drop', got 'none'"):
+        funnel_segments(frame(ROWS), STEPS, partial, missing="none", engine=engine)

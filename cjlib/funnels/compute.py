@@ -16,7 +16,7 @@ the entry time), ``entry_step`` (1-based), ``t_entry``, ``t_1 .. t_n`` (null whe
 from __future__ import annotations
 
 import difflib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import pandas as pd
@@ -44,6 +44,18 @@ class Prepared:
     exclusions: Any  # ir.Table | None: customer_id, [hold], ts, x (exclusion index)
     as_of: pd.Timestamp
     overlap: tuple[bool, ...]  # overlap[k-2]: step k can be the same event as step k-1
+    kept: list = field(default_factory=list)  # intermediate tables held in the engine
+
+    def keep(self, expr: Any) -> Any:
+        """Compute ``expr`` once in the engine (each funnel step reads the previous step's units
+        twice; without this the plan would recompute earlier steps)."""
+        table = self.engine.materialize(expr, prefix="cjlib_funnel")
+        self.kept.append(table)
+        return table
+
+    def release(self) -> None:
+        while self.kept:
+            self.engine.release(self.kept.pop())
 
     @property
     def side(self) -> list[str]:
@@ -141,7 +153,11 @@ def prepare(events: Any, spec: FunnelSpec, *, engine: Engine | None = None) -> P
         raw, _ = as_table(events, engine)
         as_of = pd.Timestamp(engine.to_pandas(raw.timestamp.max()))
         as_of = as_of.tz_localize("UTC") if as_of.tzinfo is None else as_of.tz_convert("UTC")
-    return Prepared(spec, engine, t, matches, exclusions, as_of, overlap)
+    prep = Prepared(spec, engine, t, matches, exclusions, as_of, overlap)
+    prep.matches = prep.keep(matches)
+    if exclusions is not None:
+        prep.exclusions = prep.keep(exclusions)
+    return prep
 
 
 def _src(name: str, spec: FunnelSpec) -> str:
@@ -272,7 +288,7 @@ def _ordered(prep: Prepared, e: ir.Table) -> ir.Table:
             seq_here = ibis.ifelse(w.entry_step == k, w.seq_entry, None)
             new[f"seq_{k}"] = ibis.ifelse(tk.notnull(), w[f"cs_{k}"], None).coalesce(seq_here)
         w = w.mutate(**new)
-        w = w.drop(*[c for c in w.columns if c.startswith(("c_", "cs_", "xc_"))])
+        w = prep.keep(w.drop(*[c for c in w.columns if c.startswith(("c_", "cs_", "xc_"))]))
     return w
 
 
@@ -341,7 +357,7 @@ def _status(prep: Prepared, w: ir.Table) -> ir.Table:
 
 def unit_table(prep: Prepared) -> ir.Table:
     """One row per journey unit (see the module doc)."""
-    e = _entries(prep)
+    e = prep.keep(_entries(prep))
     w = _any_order(prep, e) if prep.spec.mode == "any_order" else _ordered(prep, e)
     return _status(prep, w)
 

@@ -103,11 +103,11 @@ def computed_units(
 ) -> Iterator[tuple[Prepared, Any, Any]]:
     """``(prepared, units, counted)`` kept in the engine for the block, released afterwards."""
     prep = prepare(events, spec, engine=engine)
-    units = prep.engine.materialize(unit_table(prep), prefix="cjlib_funnel")
     try:
+        units = prep.keep(unit_table(prep))
         yield prep, units, customer_table(prep, units)
     finally:
-        prep.engine.release(units)
+        prep.release()
 
 
 def funnel(

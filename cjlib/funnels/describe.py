@@ -56,7 +56,8 @@ def describe_funnel(
     waiting = int(s["in_progress"].sum())
     if waiting:
         lines.append(
-            f"{waiting:,} customers were still in progress when the data end "
+            f"{waiting:,} customer{'s were' if waiting != 1 else ' was'} still in progress when "
+            "the data end "
             f"({result.as_of:%Y-%m-%d}); they are shown separately, not counted as lost."
         )
     t = result.timing.dropna(subset=["median_hours"])
@@ -87,7 +88,7 @@ def describe_funnel(
                 "correction; apparent gaps are within noise."
             )
     if trend is not None and len(trend.table):
-        done = trend.table[~trend.table["incomplete"]]
+        done = trend.table[~trend.table["incomplete"] & ~trend.table["suppressed"]]
         n_inc = int(trend.table["incomplete"].sum())
         if np.isnan(trend.p_value):
             lines.append(f"Too few complete {trend.cohort} cohorts to judge a trend.")

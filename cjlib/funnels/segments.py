@@ -139,6 +139,7 @@ def funnel_segments(
     segments: Any,
     *,
     by: str = "segment",
+    missing: str = "keep",
     min_size: int = 10,
     adjust_method: str = "holm",
     alpha: float = 0.05,
@@ -149,11 +150,15 @@ def funnel_segments(
     """The funnel ``steps`` (a list with funnel ``options``, a FunnelSpec or a FunnelResult)
     broken down by ``segments`` (``customer_id, segment`` as from the ``*_segments`` helpers,
     or any table with ``customer_id`` and one more column). ``by`` names the breakdown in
-    reports; ``adjust_method``: ``holm`` (default), ``bh`` or ``none``."""
+    reports; ``missing``: customers without a segment form ``(none)`` (``keep``, default) or are
+    left out (``drop``, e.g. customers never assigned to an experiment); ``adjust_method``:
+    ``holm`` (default), ``bh`` or ``none``."""
     import ibis
 
     if not isinstance(min_size, int) or min_size < 1:
         raise ValueError(f"min_size must be an int >= 1, got {min_size!r}")
+    if missing not in ("keep", "drop"):
+        raise ValueError(f"missing must be 'keep' or 'drop', got {missing!r}")
     adjust(np.array([]), adjust_method)  # validates the name early
     spec = resolve_spec(steps, options)
     _, eng = as_table(events, engine)
@@ -168,7 +173,7 @@ def funnel_segments(
         raise ValueError(f"segments: {int(dup)} customers appear more than once; give one "
                          "segment per customer")  # fmt: skip
     with computed_units(events, spec, eng) as (_, _, counted):
-        j = counted.left_join(seg, "customer_id")
+        j = counted.join(seg, "customer_id", how="inner" if missing == "drop" else "left")
         j = j.mutate(segment=j.segment.fill_null(ibis.literal(NONE)))
         cols = ["segment", "entry_step", "depth", "status"]
         counts = eng.to_pandas(j.group_by(cols).aggregate(n=j.count()))
@@ -210,6 +215,7 @@ def funnel_segments(
                "difference_low", "difference_high"]  # fmt: skip
     table.loc[sup, numeric] = np.nan
     table = table.rename(columns={"x": "converted", "n": "denominator"})
+    table[["converted", "denominator"]] = table[["converted", "denominator"]].astype("Int64")
     table["significant"] = table["p_adjusted"] < alpha
     sizes = sizes.rename(columns={"segment": by})
     sizes.loc[sizes["suppressed"], "entrants"] = pd.NA

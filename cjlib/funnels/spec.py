@@ -69,6 +69,11 @@ class Step:
     events: tuple[str, ...] = ()
     stage: str | None = None
 
+    @property
+    def text(self) -> str:
+        """The step as written in a definition: ``a|b`` or ``stage:<stage>``."""
+        return f"{STAGE_PREFIX}{self.stage}" if self.stage else "|".join(self.events)
+
 
 def parse_step(step: Any, stages: StageModel | None = None, *, where: str = "steps") -> Step:
     """``"a"``, ``"a|b"`` or ``"stage:<stage>"`` (aliases accepted) as a :class:`Step`."""
@@ -88,7 +93,7 @@ def parse_step(step: Any, stages: StageModel | None = None, *, where: str = "ste
     events = tuple(dict.fromkeys(e.strip() for e in text.split("|") if e.strip()))
     if not events:
         raise ValueError(f"{where}: step {text!r} names no event")
-    return Step(label=" | ".join(events), events=events)
+    return Step(label=" or ".join(events), events=events)
 
 
 def to_seconds(value: Any, *, name: str) -> int | None:
@@ -154,19 +159,39 @@ class FunnelSpec:
             return None if ts is None else ts.isoformat()
 
         return {
-            "steps": self.labels,
+            "steps": [s.text for s in self.steps],
             "mode": self.mode,
             "strict": self.strict,
             "window_seconds": self.window,
             "min_gap_seconds": list(self.min_gap),
             "max_gap_seconds": list(self.max_gap),
-            "exclude": [[s.label, a, b] for s, a, b in self.exclude],
+            "exclude": [[s.text, a, b] for s, a, b in self.exclude],
             "hold": self.hold,
             "entry": self.entry,
             "period": [iso(self.period[0]), iso(self.period[1])],
             "count": self.count,
             "as_of": iso(self.as_of),
             "stage_model": None if self.stages is None else self.stages.name,
+        }
+
+    def describe(self) -> dict:
+        """The definition in words for a report's parameter table (no ``|`` characters)."""
+
+        def span(seconds: int | None) -> str:
+            return "none" if seconds is None else str(pd.Timedelta(seconds=seconds))
+
+        start, end = self.period
+        return {
+            "steps": " → ".join(self.labels),
+            "mode": self.mode + (" (strict)" if self.strict else ""),
+            "window": span(self.window),
+            "min_gap": {i + 2: span(g) for i, g in enumerate(self.min_gap) if g is not None},
+            "max_gap": {i + 2: span(g) for i, g in enumerate(self.max_gap) if g is not None},
+            "exclude": [f"{s.label} (steps {a}-{b})" for s, a, b in self.exclude],
+            "hold": self.hold or "none",
+            "entry": self.entry,
+            "period": f"{start or 'start'} to {end or 'end'}",
+            "count": self.count,
         }
 
 

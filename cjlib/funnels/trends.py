@@ -52,8 +52,8 @@ def trend_test(x, n) -> tuple[float, float]:
 @dataclass(frozen=True)
 class TrendResult:
     """``table``: one row per cohort (``cohort, entrants, converted, in_progress, conversion``
-    with a Wilson interval, ``incomplete``); ``slope`` (conversion change per cohort over complete
-    cohorts) and ``p_value`` (Cochran-Armitage)."""
+    with a Wilson interval, ``incomplete``, ``suppressed``); ``slope`` (conversion change per
+    cohort over complete cohorts) and ``p_value`` (Cochran-Armitage)."""
 
     table: pd.DataFrame
     cohort: str
@@ -73,11 +73,15 @@ def funnel_trends(
     steps: Any,
     *,
     cohort: str = "week",
+    min_size: int = 10,
     confidence: float = 0.95,
     engine: Engine | None = None,
     **options: Any,
 ) -> TrendResult:
-    """Whole-funnel conversion per entry cohort; ``steps`` as in :func:`funnel_segments`."""
+    """Whole-funnel conversion per entry cohort; ``steps`` as in :func:`funnel_segments`.
+    Cohorts with fewer than ``min_size`` entrants are suppressed (counts and rates blank)."""
+    if not isinstance(min_size, int) or min_size < 1:
+        raise ValueError(f"min_size must be an int >= 1, got {min_size!r}")
     if cohort not in _UNITS:
         raise ValueError(f"cohort must be one of {list(_UNITS)}, got {cohort!r}")
     spec = resolve_spec(steps, options)
@@ -115,6 +119,12 @@ def funnel_trends(
     table["conversion_low"], table["conversion_high"] = wilson_interval(
         table["converted"], table["denominator"], confidence=confidence
     )
-    done = table[~table["incomplete"]]
+    table["suppressed"] = table["entrants"] < min_size
+    cols = ["entrants", "converted", "in_progress", "denominator"]
+    table[cols] = table[cols].astype("Int64")
+    rates = ["conversion", "conversion_low", "conversion_high"]
+    table.loc[table["suppressed"], cols] = pd.NA
+    table.loc[table["suppressed"], rates] = np.nan
+    done = table[~table["incomplete"] & ~table["suppressed"]]
     slope, p = trend_test(done["converted"], done["denominator"])
     return TrendResult(table, cohort, slope, p)

@@ -1,0 +1,216 @@
+"""Ordered 5-step funnel with a 7-day window: cjlib vs vectorised pandas vs hand-written DuckDB SQL.
+
+    .venv/bin/python benchmarks/bench_funnels.py --sizes 1e5 1e6 1e7 --repeats 3
+    .venv/bin/python benchmarks/bench_funnels.py --sizes 1e8 --methods cjlib --repeats 1
+
+A seeded synthetic log (customers = events / 10, each active for 14 days of 90; 12 event
+names) is written to Parquet in chunks of 1e6 rows (so 1e8 events never sit in pandas). Each
+(size, method) runs in a fresh child process that loads the file (pandas: categorical ``event``;
+DuckDB: an in-memory table with an ENUM ``event``), runs the funnel ``repeats`` times, and
+reports the median wall time, the per-step customer counts and its own peak RSS (``wait4``
+ru_maxrss, loading included). All methods must give identical counts. cjlib runs the full
+:func:`cjlib.funnels.funnel` (counts, in-progress, Wilson intervals, time-to-convert
+histograms), i.e. more work than the two baselines.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+STEPS = ["visit", "view_item", "add_to_cart", "begin_checkout", "purchase"]
+OTHER = ["search", "scroll", "login", "share", "review", "wishlist", "support"]
+WEIGHTS = np.array([20, 30, 10, 6, 4, 10, 8, 4, 2, 2, 2, 2], dtype=float)
+START = np.datetime64("2026-01-01T00:00:00", "us")
+WINDOW_US = 7 * 86400 * 10**6
+AS_OF = "2026-04-01T00:00:00+00:00"
+
+
+def generate(path: Path, n: int, seed: int = 7, chunk: int = 1_000_000) -> None:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    rng = np.random.default_rng(seed)
+    names = np.array(STEPS + OTHER)
+    p = WEIGHTS / WEIGHTS.sum()
+    customers = max(n // 10, 1)
+    first = rng.integers(0, 76 * 86400, customers)  # each customer active for 14 days
+    writer = None
+    for start in range(0, n, chunk):
+        m = min(chunk, n - start)
+        cid = rng.integers(0, customers, m)
+        ev = names[rng.choice(len(names), m, p=p)]
+        ts = START + (first[cid] + rng.integers(0, 14 * 86400, m)).astype("timedelta64[s]")
+        table = pa.table(
+            {
+                "customer_id": pa.array(np.char.add("c", cid.astype(str))),
+                "timestamp": pa.array(ts.astype("datetime64[us]"), pa.timestamp("us", tz="UTC")),
+                "event": pa.array(ev),
+            }
+        )
+        writer = writer or pq.ParquetWriter(path, table.schema)
+        writer.write_table(table)
+    writer.close()
+
+
+# -- the three implementations (run in a child process) -------------------------------------------
+def run_pandas(path: Path, repeats: int) -> tuple[list[float], list[int]]:
+    import pandas as pd
+
+    df = pd.read_parquet(path)
+    df["event"] = df["event"].astype("category")
+    df["customer_id"] = df["customer_id"].astype("category")
+
+    def once() -> list[int]:
+        by = {s: df.loc[df["event"] == s, ["customer_id", "timestamp"]] for s in STEPS}
+        cur = by[STEPS[0]].groupby("customer_id", observed=True)["timestamp"].min().rename("t")
+        cur = cur.reset_index()
+        cur["entry"] = cur["t"]
+        counts = [len(cur)]
+        for s in STEPS[1:]:
+            j = cur.merge(by[s], on="customer_id")
+            j = j[
+                (j["timestamp"] >= j["t"]) & (j["timestamp"] <= j["entry"] + pd.Timedelta(days=7))
+            ]
+            nxt = j.groupby("customer_id", observed=True).agg(
+                t=("timestamp", "min"), entry=("entry", "first")
+            )
+            cur = nxt.reset_index()
+            counts.append(len(cur))
+        return counts
+
+    return _time(once, repeats)
+
+
+SQL = """
+WITH s1 AS MATERIALIZED (SELECT customer_id, min(timestamp) AS t, min(timestamp) AS entry
+                         FROM events WHERE event = 'visit' GROUP BY customer_id),
+{chain}
+SELECT {selects}
+"""
+
+
+def _sql() -> str:
+    parts, prev = [], "s1"
+    for i, s in enumerate(STEPS[1:], start=2):
+        parts.append(
+            f"s{i} AS MATERIALIZED (SELECT p.customer_id, min(e.timestamp) AS t, "
+            "min(p.entry) AS entry "
+            f"FROM {prev} p JOIN events e ON e.customer_id = p.customer_id AND e.event = '{s}' "
+            f"AND e.timestamp >= p.t AND e.timestamp <= p.entry + INTERVAL 7 DAY "
+            f"GROUP BY p.customer_id)"
+        )
+        prev = f"s{i}"
+    selects = ", ".join(f"(SELECT count(*) FROM s{i}) AS n{i}" for i in range(1, len(STEPS) + 1))
+    return SQL.format(chain=",\n".join(parts), selects=selects)
+
+
+def _duck_table(path: Path):
+    from cjlib.engine import Engine
+
+    eng = Engine.duckdb()
+    names = ", ".join(f"'{s}'" for s in STEPS + OTHER)
+    eng.con.raw_sql(f"CREATE TYPE ev AS ENUM ({names})")
+    eng.con.raw_sql(
+        "CREATE TABLE events AS SELECT customer_id, timestamp, CAST(event AS ev) AS event "
+        f"FROM read_parquet('{path}')"
+    )
+    return eng
+
+
+def run_sql(path: Path, repeats: int) -> tuple[list[float], list[int]]:
+    eng = _duck_table(path)
+    query = _sql()
+
+    def once() -> list[int]:
+        return [int(v) for v in eng.con.con.execute(query).fetchone()]
+
+    return _time(once, repeats)
+
+
+def run_cjlib(path: Path, repeats: int) -> tuple[list[float], list[int]]:
+    from cjlib.funnels import funnel
+
+    eng = _duck_table(path)
+    events = eng.con.table("events")
+
+    def once() -> list[int]:
+        f = funnel(events, STEPS, window="7D", as_of=AS_OF, engine=eng)
+        return [int(v) for v in f.steps["customers"]]
+
+    return _time(once, repeats)
+
+
+def _time(fn, repeats: int) -> tuple[list[float], list[int]]:
+    times, out = [], []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        out = fn()
+        times.append(time.perf_counter() - t0)
+    return times, out
+
+
+METHODS = {"cjlib": run_cjlib, "duckdb_sql": run_sql, "pandas": run_pandas}
+
+
+def child(method: str, path: str, repeats: int) -> None:
+    times, counts = METHODS[method](Path(path), repeats)
+    print(json.dumps({"times": times, "counts": counts}))
+
+
+def run_child(method: str, path: Path, repeats: int) -> dict:
+    cmd = [sys.executable, __file__, "--child", method, str(path), "--repeats", str(repeats)]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True)
+    _, status, usage = os.wait4(proc.pid, 0)
+    out = proc.stdout.read()
+    if status != 0:
+        raise SystemExit(f"{method} failed (status {status})")
+    result = json.loads(out.strip().splitlines()[-1])
+    result["peak_mb"] = usage.ru_maxrss / 1024
+    return result
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--sizes", nargs="+", default=["1e5", "1e6", "1e7"])
+    parser.add_argument("--methods", nargs="+", default=list(METHODS))
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--child", nargs=2, metavar=("METHOD", "PATH"))
+    args = parser.parse_args()
+    if args.child:
+        child(args.child[0], args.child[1], args.repeats)
+        return
+    print(f"{'events':>12} {'method':>11} {'median s':>9} {'vs SQL':>7} {'vs pandas':>9} "
+          f"{'peak MB':>8}  counts")  # fmt: skip
+    with tempfile.TemporaryDirectory() as tmp:
+        for size in args.sizes:
+            n = int(float(size))
+            path = Path(tmp) / f"events_{n}.parquet"
+            t0 = time.perf_counter()
+            generate(path, n)
+            gen = time.perf_counter() - t0
+            results = {m: run_child(m, path, args.repeats) for m in args.methods}
+            counts = {m: r["counts"] for m, r in results.items()}
+            if len({tuple(c) for c in counts.values()}) != 1:
+                raise SystemExit(f"results differ at {n:,} events: {counts}")
+            med = {m: statistics.median(r["times"]) for m, r in results.items()}
+            for m, r in results.items():
+                vs_sql = med[m] / med["duckdb_sql"] if "duckdb_sql" in med else float("nan")
+                vs_pd = med["pandas"] / med[m] if "pandas" in med else float("nan")
+                print(f"{n:>12,} {m:>11} {med[m]:>9.3f} {vs_sql:>6.2f}x {vs_pd:>8.2f}x "
+                      f"{r['peak_mb']:>8.0f}  {r['counts']}")  # fmt: skip
+            print(f"{'':>12} (data generated in {gen:.1f} s; vs SQL = time / SQL time; "
+                  f"vs pandas = pandas time / time)")  # fmt: skip
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,111 @@
+"""Trends, drivers, the stage view, findings and the funnel charts.
+
+Hand-computed cases use test_funnels' toy log (closed A -> B -> C, 48 h window, data end at
+hour 100): a, b, d, e enter on 1 Jan (week of 29 Dec 2025), f too, g on 5 Jan (next week).
+"""
+
+from __future__ import annotations
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+import pandas as pd  # noqa: E402
+import pytest  # noqa: E402
+from conftest import DATA  # noqa: E402
+from test_funnels import ROWS, STEPS, frame  # noqa: E402
+
+import cjlib as cj  # noqa: E402
+from cjlib import funnels  # noqa: E402
+from cjlib.funnels.trends import trend_test  # noqa: E402
+from cjlib.plots import funnels as fplots  # noqa: E402
+
+
+def test_cohorts_by_hand(engine):
+    """Week of 2025-12-29: a,b,d,e,f entered; a,d,e converted of 5. Week of 2026-01-05: g, in
+    progress. Both cohorts are incomplete: a customer entering on the cohort's last day (4 Jan)
+    would still be inside a 48 h window at the data end (5 Jan 04:00). With the default
+    min_size 10 both cohorts are suppressed."""
+    t = funnels.funnel_trends(frame(ROWS), STEPS, window="48h", min_size=1, engine=engine)
+    rows = t.table.set_index(t.table["cohort"].dt.strftime("%Y-%m-%d"))
+    assert rows.loc["2025-12-29", ["entrants", "converted", "denominator"]].tolist() == [5, 3, 5]
+    assert rows["incomplete"].all() and pd.isna(t.p_value)
+    assert rows.loc["2026-01-05", "in_progress"] == 1
+    small = funnels.funnel_trends(frame(ROWS), STEPS, window="48h", engine=engine)
+    assert small.table["suppressed"].all() and small.table["conversion"].isna().all()
+
+
+def test_trend_test_matches_r():
+    """prop.trend.test(c(15, 10, 5), c(30, 30, 30)) by hand: pooled p = 1/3, scores 0, 1, 2,
+    Sxx = sum n (s - 1)^2 = 60, slope = sum (x - n p)(s - 1) / Sxx = -10 / 60 = -1/6,
+    X-squared = slope^2 Sxx / (p (1 - p)) = 7.5 on 1 df, p = 0.006170 (R's formula: weighted
+    regression sum of squares of x/n on the scores, divided by p (1 - p))."""
+    slope, p = trend_test([15, 10, 5], [30, 30, 30])
+    assert slope == pytest.approx(-1 / 6)
+    assert p == pytest.approx(0.006170, abs=1e-6)
+
+
+def test_drivers_by_hand(engine):
+    """Step 3 (C) of the toy funnel: a, d, e went on, b dropped (f dropped at step 2, g in
+    progress). Events done up to reaching B, other than A's steps B and C: d did X (1 of 3
+    converted), nobody who dropped did."""
+    d = funnels.dropoff_drivers(frame(ROWS), STEPS, step=3, window="48h", min_size=1,
+                                engine=engine)  # fmt: skip
+    assert (d.n_dropped, d.n_converted) == (1, 3)
+    x = d.table.set_index(["feature", "value"]).loc[("event", "X")]
+    assert (x.dropped_with, x.converted_with) == (0, 1)
+    assert x.difference == pytest.approx(-1 / 3)
+    with pytest.raises(ValueError, match="step must be an int from 2 to 3, got 1"):
+        funnels.dropoff_drivers(frame(ROWS), STEPS, step=1, engine=engine)
+
+
+@pytest.fixture(scope="module")
+def sample():
+    eng = cj.Engine.duckdb()
+    events = cj.load_events(DATA / "events.csv", engine=eng)
+    customers = cj.load_customers(DATA / "customers.csv", engine=eng)
+    return events, customers
+
+
+def test_stage_view_on_the_sample(sample):
+    events, _ = sample
+    view = funnels.stage_view(events, cj.five_stage())
+    refs = view.references.set_index("to_stage")
+    assert refs.loc["consideration", "lost_share"] == 0.38
+    assert refs.loc["consideration", "our_low"] < 0.38 < refs.loc["consideration", "our_high"]
+    reached = view.furthest.set_index("stage")["reached"]
+    assert (
+        view.funnel.steps.set_index("label").loc["consideration", "customers"]
+        == reached["consideration"]
+    ), "closed stage funnel without window = customers reaching consideration after awareness"
+    assert (view.links["customers"] >= 10).all() and view.links["source"].str.startswith("1.").any()
+    assert view.dwell.set_index("stage").loc["consideration", "median_hours"] < 1
+    assert 0 < view.regression_share() < 0.5
+
+
+def test_findings_and_charts(sample):
+    events, customers = sample
+    steps = ["product_view", "add_to_cart|begin_checkout", "purchase"]
+    spec = funnels.funnel_spec(steps, window="7D")
+    result = funnels.funnel(events, spec)
+    seg = funnels.funnel_segments(events, spec, funnels.first_channel_segments(events),
+                                  by="first_channel")  # fmt: skip
+    trend = funnels.funnel_trends(events, spec, cohort="month")
+    drivers = funnels.dropoff_drivers(events, spec, customers=customers, attributes=["device"])
+    view = funnels.stage_view(events)
+    lines = funnels.describe_funnel(result, segments=seg, trend=trend, drivers=drivers, view=view)
+    assert lines[0].startswith("The biggest leak is between 'product_view' and 'add_to_cart or")
+    assert any("Real gaps by first_channel" in line for line in lines)
+    assert any("industry figure" in line for line in lines)
+    ax = fplots.plot_funnel(result)
+    heights = [round(p.get_height(), 6) for p in ax.patches[: len(result.steps)]]
+    assert heights == [round(v * 100, 6) for v in result.steps["conversion_from_start"]]
+    assert fplots.plot_time_to_convert(result).get_lines()
+    assert fplots.plot_cohort_trend(trend).get_title().startswith("Conversion by entry month")
+    assert len(fplots.plot_segment_gaps(seg).get_yticklabels()) == (seg.table["step"] == 0).sum()
+    assert fplots.plot_drivers(drivers).get_title()
+    assert fplots.plot_stage_losses(view).get_title()
+    fig = fplots.plot_stage_sankey(view.links)
+    assert sum(fig.data[0].link.value) == view.links["customers"].sum()
+    assert isinstance(result.to_dict()["steps"], list) and seg.to_dict()["table"]
+    assert pd.api.types.is_float_dtype(trend.table["conversion"])
