@@ -52,6 +52,14 @@ _EXPORTS = {
     "analyze": "cjlib.experiments",
     "ExperimentResult": "cjlib.experiments",
     "metrics_from_roles": "cjlib.experiments",
+    "funnel": "cjlib.funnels",
+    "funnel_spec": "cjlib.funnels",
+    "FunnelSpec": "cjlib.funnels",
+    "FunnelResult": "cjlib.funnels",
+    "funnel_segments": "cjlib.funnels",
+    "funnel_trends": "cjlib.funnels",
+    "dropoff_drivers": "cjlib.funnels",
+    "stage_view": "cjlib.funnels",
     "VocResult": "cjlib.voc",
     "voc_scores": "cjlib.voc",
     "nps_interval": "cjlib.voc",
@@ -80,6 +88,7 @@ _SUBMODULES = {
     "experiments",
     "voc",
     "journeymap",
+    "funnels",
 }
 
 

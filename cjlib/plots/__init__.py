@@ -14,19 +14,35 @@ from cjlib.plots.attribution import (
     plot_transition_heatmap,
 )
 from cjlib.plots.experiments import plot_lifts, plot_segment_effects, plot_sequential
+from cjlib.plots.funnels import (
+    plot_cohort_trend,
+    plot_drivers,
+    plot_funnel,
+    plot_segment_gaps,
+    plot_stage_losses,
+    plot_stage_sankey,
+    plot_time_to_convert,
+)
 from cjlib.plots.journeymap import plot_journey_map, plot_pain_points
 from cjlib.plots.journeys import plot_furthest_stage, plot_transition_matrix
 
 __all__ = [
+    "plot_cohort_trend",
     "plot_cost_vs_credit",
     "plot_credit_comparison",
+    "plot_drivers",
+    "plot_funnel",
     "plot_furthest_stage",
     "plot_journey_map",
     "plot_lifts",
     "plot_pain_points",
     "plot_path_sankey",
     "plot_segment_effects",
+    "plot_segment_gaps",
     "plot_sequential",
+    "plot_stage_losses",
+    "plot_stage_sankey",
+    "plot_time_to_convert",
     "plot_transition_heatmap",
     "plot_transition_matrix",
 ]
