@@ -266,3 +266,15 @@ def test_executive_summary_ranks_opportunities_across_studies(tmp_path, bad):
     assert "A found a leak" in page and "B found a channel" in page
     assert "1 of 3 studies failed" in page and "Report failed" in page
     assert "summary.html" in (folder / "index.html").read_text()
+
+
+def test_pipes_in_parameter_values_do_not_break_tables(tmp_path):
+    nb = make_notebook(
+        tmp_path / "10_pipes.ipynb",
+        "steps: list = ['a|b', 'c']  # funnel steps",
+        "report.show_markdown(report.lineage(parameters={'steps': steps}))",
+    )
+    folder = report.run_notebooks([nb], out=tmp_path / "r", run_id="pipes").folder
+    html = (folder / "10_pipes.html").read_text()
+    assert html.count("<td>['a|b', 'c']</td>") == 2  # parameters block and appendix
+    assert "\\|" not in html

@@ -33,6 +33,13 @@ _PACKAGES = (
 )
 
 
+def code_cell(value: object) -> str:
+    """``repr(value)`` as code for a Markdown table cell; a ``|`` would end the cell, and in a
+    code span its escape would show, so such values are written as escaped plain text."""
+    text = repr(value)
+    return text.replace("|", "\\|") if "|" in text else f"`{text}`"
+
+
 def environment() -> dict[str, Any]:
     """The interpreter and package versions this process runs on (recorded in every report)."""
     import platform
@@ -117,7 +124,7 @@ def lineage(
         lines.append("- Random states: " + ", ".join(f"{k} = {v}" for k, v in seeds.items()) + ".")
     if parameters:
         lines += ["", "### Parameters", "", "| name | value |", "|---|---|"]
-        lines += [f"| {k} | `{v!r}` |" for k, v in parameters.items()]
+        lines += [f"| {k} | {code_cell(v)} |" for k, v in parameters.items()]
     env = environment()
     versions = ", ".join(f"{k} {v}" for k, v in env["packages"].items())
     commit = git_commit()

@@ -21,7 +21,7 @@ from typing import Any
 
 from cjlib.report.glue import jsonable, read_glued
 from cjlib.report.index import write_index
-from cjlib.report.lineage import environment, fingerprint, git_commit
+from cjlib.report.lineage import code_cell, environment, fingerprint, git_commit
 from cjlib.report.params import Parameter, assign, notebook_parameters
 from cjlib.report.summary import write_summary
 
@@ -70,7 +70,8 @@ def _parameters_cell(declared: Mapping[str, Parameter], given: Mapping[str, Any]
     for name, p in declared.items():
         value = given.get(name, p.default)
         mark = " (set for this run)" if name in given else ""
-        rows.append(f"| `{name}` | `{value!r}`{mark} | {p.help} |")
+        help_text = p.help.replace("|", "\\|")
+        rows.append(f"| `{name}` | {code_cell(value)}{mark} | {help_text} |")
     text = "**Parameters of this run.**\n\n" + "\n".join(rows)
     return nbformat.v4.new_markdown_cell(text, metadata={"tags": ["cjlib-parameters"]})
 
