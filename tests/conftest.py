@@ -20,6 +20,17 @@ def engine():
     return Engine.duckdb()
 
 
+@pytest.fixture(scope="session")
+def spark_engine():
+    """One local Spark session for the whole test run (start-up costs ~5-10 s)."""
+    pytest.importorskip("pyspark", reason="the spark extra is installed by `make test`")
+    from cjlib.engine import Engine
+
+    engine = Engine.spark(master="local[2]", shuffle_partitions=2)
+    yield engine
+    engine.con._session.stop()
+
+
 @pytest.fixture
 def tiny_events() -> pd.DataFrame:
     """Three customers; c1 goes back from consideration to awareness before buying."""

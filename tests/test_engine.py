@@ -15,14 +15,6 @@ from cjlib.engine import Engine, connect, get_engine, set_engine, use_engine
 
 
 @pytest.fixture(scope="module")
-def spark_engine():
-    pytest.importorskip("pyspark", reason="the spark extra is installed by `make test`")
-    engine = Engine.spark(master="local[2]", shuffle_partitions=2)
-    yield engine
-    engine.con._session.stop()
-
-
-@pytest.fixture(scope="module")
 def sample_events_path():
     path = DATA / "events.csv"
     assert path.exists(), "data/events.csv is part of the repository (make data)"

@@ -30,12 +30,9 @@ CASES = {
 
 
 @pytest.fixture(scope="module")
-def engines():
-    pytest.importorskip("pyspark", reason="the spark extra is installed by `make test`")
-    spark = Engine.spark(master="local[2]", shuffle_partitions=2)
+def engines(spark_engine):
     path = DATA / "events.csv"
-    yield cj.load_events(path, engine=Engine.duckdb()), cj.load_events(path, engine=spark)
-    spark.con._session.stop()
+    return cj.load_events(path, engine=Engine.duckdb()), cj.load_events(path, engine=spark_engine)
 
 
 @pytest.mark.parametrize("case", list(CASES))
