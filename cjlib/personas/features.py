@@ -1,0 +1,288 @@
+"""Per-customer features for persona clustering, computed in the engine.
+
+One row per customer with at least one event. Five blocks:
+
+- **behaviour** (from events): ``recency_days`` (days from the customer's last event to
+  ``as_of``), ``tenure_days`` (first event to ``as_of``), ``frequency`` (orders: events with
+  revenue > 0), ``monetary`` (sum of revenue), ``avg_order_value`` (monetary / frequency; missing
+  without orders), ``events``, ``sessions`` (distinct ``session_id``, or active days without that
+  column), ``active_days``, ``touches`` (events with a channel), ``events_per_session``;
+- **channels**: ``channel_<name>``, the share of the customer's touches on that channel (missing
+  without touches);
+- **journey**, from the stage steps of :func:`cjlib.journeys.stage_steps`: ``furthest_stage_index``,
+  ``stage_steps``, ``regressions`` (steps back to an earlier stage) and ``days_<a>_to_<b>`` (days
+  from first reaching stage *a* to first reaching the next stage *b*; missing unless both were
+  reached, *b* after *a*);
+- **demographics** (the customers table): its numeric columns and text columns (categorical);
+  date columns are left out;
+- **attitudes** (the surveys table): ``nps`` and ``csat`` (mean of the customer's answers),
+  ``survey_responses``, and the most frequent answer of ``goal`` / ``motivation`` / ``challenge``
+  columns when present; missing for customers who never answered.
+
+``furthest_stage`` (its name) rides along for persona cards but belongs to no block.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from cjlib.engine import Engine, as_table
+from cjlib.journeys import stage_steps
+from cjlib.stages import StageModel, five_stage
+
+__all__ = ["FeatureTable", "customer_features", "BLOCKS", "SURVEY_TEXT"]
+
+BLOCKS = ("behaviour", "channels", "journey", "demographics", "attitudes")
+_JOURNEY = ("furthest_stage_index", "stage_steps", "regressions")
+SURVEY_TEXT = ("goal", "goals", "motivation", "motivations", "challenge", "challenges")
+_DAY = 86_400.0
+
+
+@dataclass(frozen=True)
+class FeatureTable:
+    """Per-customer features: ``frame`` (``customer_id`` first), each column's ``blocks`` entry,
+    which columns are ``categorical``, and the ``params`` used."""
+
+    frame: pd.DataFrame
+    blocks: dict[str, str]
+    categorical: tuple[str, ...]
+    params: dict = field(default_factory=dict)
+
+    def __len__(self) -> int:
+        return len(self.frame)
+
+    def columns(self, block: str | None = None) -> list[str]:
+        """Feature columns, optionally of one block."""
+        return [c for c, b in self.blocks.items() if block is None or b == block]
+
+    def to_frame(self) -> pd.DataFrame:
+        return self.frame.copy()
+
+    def to_dict(self) -> dict:
+        """The feature dictionary (no per-customer rows): block and kind of each column."""
+        return {
+            "features": [
+                {"feature": c, "block": b, "kind": self.kind(c)} for c, b in self.blocks.items()
+            ],
+            "customers": len(self.frame),
+            "params": self.params,
+        }
+
+    def kind(self, column: str) -> str:
+        return "categorical" if column in self.categorical else "numeric"
+
+
+def _slug(text: Any) -> str:
+    return re.sub(r"[^a-z0-9]+", "_", str(text).strip().lower()).strip("_") or "blank"
+
+
+def _model(stages: StageModel | None) -> StageModel:
+    if stages is None:
+        return five_stage()
+    if not isinstance(stages, StageModel):
+        raise TypeError(f"stages must be a StageModel, got {type(stages).__name__}")
+    return stages
+
+
+def _epoch(col: Any) -> Any:
+    return col.epoch_seconds().cast("float64")
+
+
+def _behaviour(t: Any, engine: Engine, channels: list[str]) -> Any:
+    """One aggregate over all events: activity, orders, revenue, touches per channel."""
+    has_rev = "revenue" in t.columns
+    has_ch = "channel" in t.columns
+    day = t.timestamp.date()
+    aggs: dict[str, Any] = {
+        "first_ts": _epoch(t.timestamp.min()),
+        "last_ts": _epoch(t.timestamp.max()),
+        "events": t.count(),
+        "active_days": day.nunique(),
+    }
+    if "session_id" in t.columns:
+        aggs["sessions"] = t.session_id.nunique()
+    if has_rev:
+        paid = t.revenue.notnull() & (t.revenue > 0)
+        aggs["frequency"] = paid.cast("int64").sum()
+        aggs["monetary"] = t.revenue.sum(where=paid)
+    if has_ch:
+        aggs["touches"] = t.channel.notnull().cast("int64").sum()
+        for name in channels:
+            aggs[f"channel_{_slug(name)}"] = (t.channel == name).cast("int64").sum()
+    return t.group_by("customer_id").aggregate(**aggs)
+
+
+def _journey(events: Any, model: StageModel, engine: Engine) -> Any:
+    """Furthest stage, steps, regressions and first time at each stage, from the stage steps."""
+    steps = stage_steps(events, model, engine=engine)
+    back = steps.prev_index.notnull() & (steps.stage_index < steps.prev_index)
+    aggs: dict[str, Any] = {
+        "furthest_stage_index": steps.stage_index.max(),
+        "stage_steps": steps.count(),
+        "regressions": back.cast("int64").sum(),
+    }
+    for i in range(len(model.stages)):
+        aggs[f"first_at_{i}"] = _epoch(steps.timestamp.min(where=steps.stage_index == i))
+    return steps.group_by("customer_id").aggregate(**aggs)
+
+
+def _attitudes(surveys: Any, engine: Engine) -> tuple[Any, list[str]]:
+    s, _ = as_table(surveys, engine)
+    aggs: dict[str, Any] = {"survey_responses": s.count()}
+    numeric = [c for c in ("nps", "csat") if c in s.columns]
+    for c in numeric:
+        aggs[c] = s[c].cast("float64").mean()
+    text = [c for c in s.columns if c.lower() in SURVEY_TEXT]
+    for c in text:
+        aggs[c] = s[c].mode()
+    return s.group_by("customer_id").aggregate(**aggs), text
+
+
+def _demographics(customers: Any, engine: Engine) -> tuple[Any, list[str], list[str]]:
+    c, _ = as_table(customers, engine)
+    numeric, categorical = [], []
+    for name, dtype in c.schema().items():
+        if name == "customer_id":
+            continue
+        if dtype.is_numeric() and not dtype.is_boolean():
+            numeric.append(name)
+        elif dtype.is_string() or dtype.is_boolean():
+            categorical.append(name)
+    cols = {"customer_id": c.customer_id.cast("string")}
+    cols.update({n: c[n].cast("float64") for n in numeric})
+    cols.update({n: c[n].cast("string") for n in categorical})
+    return c.select(**cols).distinct(on="customer_id"), numeric, categorical
+
+
+def customer_features(
+    events: Any,
+    *,
+    customers: Any = None,
+    surveys: Any = None,
+    stages: StageModel | None = None,
+    as_of: Any = None,
+    max_channels: int = 12,
+    engine: Engine | None = None,
+) -> FeatureTable:
+    """Per-customer behaviour, demographics and attitudes (see the module doc for definitions).
+
+    Parameters
+    ----------
+    events
+        The events table (``LoadedTable``, Ibis table or DataFrame).
+    customers, surveys
+        Optional customers and surveys tables, joined on ``customer_id`` (customers without
+        events are left out; customers without a survey answer get missing attitudes).
+    stages
+        The stage model (default :func:`~cjlib.stages.five_stage`).
+    as_of
+        The reference time for recency and tenure (default: the latest event timestamp).
+    max_channels
+        Channel-mix columns for at most this many channels, the most frequent first.
+    """
+    if not isinstance(max_channels, int) or isinstance(max_channels, bool) or max_channels < 0:
+        raise ValueError(f"max_channels must be an int >= 0, got {max_channels!r}")
+    model = _model(stages)
+    t, engine = as_table(events, engine)
+    missing = [c for c in ("customer_id", "timestamp", "event") if c not in t.columns]
+    if missing:
+        raise ValueError(f"events must have columns customer_id, timestamp, event; lacks {missing}")
+    channels: list[str] = []
+    if "channel" in t.columns and max_channels:
+        touched = t.filter(t.channel.notnull())
+        counts = touched.group_by("channel").aggregate(n=touched.count())
+        top = engine.to_pandas(
+            counts.order_by([counts.n.desc(), counts.channel]).limit(max_channels)
+        )
+        channels = [str(c) for c in top["channel"]]
+    expr = _behaviour(t, engine, channels).left_join(_journey(events, model, engine), "customer_id")
+    expr = expr.drop(*[c for c in expr.columns if c.endswith("_right")])
+    blocks: dict[str, str] = {}
+    categorical: list[str] = []
+    demo_num: list[str] = []
+    demo_cat: list[str] = []
+    survey_text: list[str] = []
+    att_num: list[str] = []
+    if customers is not None:
+        demo, demo_num, demo_cat = _demographics(customers, engine)
+        clash = {c for c in demo.columns if c != "customer_id" and c in expr.columns}
+        demo = demo.rename({f"customer_{c}": c for c in clash}) if clash else demo
+        demo_num = [f"customer_{c}" if c in clash else c for c in demo_num]
+        demo_cat = [f"customer_{c}" if c in clash else c for c in demo_cat]
+        expr = expr.left_join(demo, "customer_id")
+        expr = expr.drop(*[c for c in expr.columns if c.endswith("_right")])
+    if surveys is not None:
+        att, survey_text = _attitudes(surveys, engine)
+        att_num = [c for c in ("nps", "csat") if c in att.columns]
+        expr = expr.left_join(att, "customer_id")
+        expr = expr.drop(*[c for c in expr.columns if c.endswith("_right")])
+    df = engine.to_pandas(expr.order_by("customer_id")).reset_index(drop=True)
+    df["customer_id"] = df["customer_id"].astype(str)
+    ref = float(df["last_ts"].max()) if as_of is None else pd.Timestamp(as_of).timestamp()
+    if as_of is not None and pd.Timestamp(as_of).tzinfo is None:
+        ref = pd.Timestamp(as_of, tz="UTC").timestamp()
+    out = pd.DataFrame({"customer_id": df["customer_id"]})
+    out["recency_days"] = (ref - df["last_ts"].astype(float)) / _DAY
+    out["tenure_days"] = (ref - df["first_ts"].astype(float)) / _DAY
+    if "frequency" in df:
+        out["frequency"] = df["frequency"].fillna(0).astype("int64")
+        out["monetary"] = df["monetary"].fillna(0.0).astype(float)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            aov = out["monetary"] / out["frequency"].where(out["frequency"] > 0)
+        out["avg_order_value"] = aov.astype(float)
+    out["events"] = df["events"].astype("int64")
+    out["sessions"] = df["sessions" if "sessions" in df else "active_days"].astype("int64")
+    out["active_days"] = df["active_days"].astype("int64")
+    out["events_per_session"] = out["events"] / out["sessions"]
+    if "touches" in df:
+        out["touches"] = df["touches"].astype("int64")
+        denom = out["touches"].where(out["touches"] > 0)
+        for name in channels:
+            col = f"channel_{_slug(name)}"
+            out[col] = (df[col].astype(float) / denom).astype(float)
+    reached = df["furthest_stage_index"].notna()
+    out["furthest_stage_index"] = df["furthest_stage_index"].astype(float)
+    out["stage_steps"] = df["stage_steps"].fillna(0).astype("int64")
+    out["regressions"] = df["regressions"].fillna(0).astype("int64")
+    for i, (a, b) in enumerate(zip(model.stages, model.stages[1:], strict=False)):
+        gap = (df[f"first_at_{i + 1}"].astype(float) - df[f"first_at_{i}"].astype(float)) / _DAY
+        out[f"days_{_slug(a)}_to_{_slug(b)}"] = gap.where(gap >= 0)
+    for col in out.columns[1:]:
+        journey = col.startswith("days_") or col in _JOURNEY
+        blocks[col] = (
+            "channels" if col.startswith("channel_") else "journey" if journey else ("behaviour")
+        )
+    for col in demo_num:
+        out[col] = df[col].astype(float)
+        blocks[col] = "demographics"
+    for col in demo_cat:
+        out[col] = df[col].astype("object").where(df[col].notna(), None)
+        blocks[col] = "demographics"
+        categorical.append(col)
+    if surveys is not None:
+        out["survey_responses"] = df["survey_responses"].fillna(0).astype("int64")
+        blocks["survey_responses"] = "attitudes"
+        for col in att_num:
+            out[col] = df[col].astype(float)
+            blocks[col] = "attitudes"
+        for col in survey_text:
+            out[col] = df[col].astype("object").where(df[col].notna(), None)
+            blocks[col] = "attitudes"
+            categorical.append(col)
+    names = np.array(model.stages, dtype=object)
+    idx = out["furthest_stage_index"].fillna(-1).astype(int).to_numpy()
+    out["furthest_stage"] = np.where(reached, names[np.clip(idx, 0, None)], None)
+    params = {
+        "stages": model.name,
+        "stage_names": list(model.stages),
+        "as_of": pd.Timestamp(ref, unit="s", tz="UTC").isoformat(),
+        "channels": channels,
+        "max_channels": max_channels,
+        "engine": engine.name,
+    }
+    return FeatureTable(out, blocks, tuple(categorical), params)

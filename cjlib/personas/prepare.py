@@ -1,0 +1,270 @@
+"""From a feature table to a clustering matrix: blocks, weights, scaling, missing values.
+
+Steps, in order (every choice lands in :attr:`PreparedFeatures.missing` or ``params``):
+
+1. choose the columns: the feature blocks asked for, minus ``exclude`` (or exactly ``include``);
+2. missing values, never silently: a column missing for more than ``max_missing`` of customers is
+   dropped; otherwise ``missing="indicator"`` fills numeric gaps with the column median and adds a
+   0/1 ``<column>__missing`` column (so "never answered a survey" is itself a trait), and gives
+   categorical gaps the level ``(missing)``; ``"median"`` fills without the indicator;
+   ``"drop_rows"`` leaves out customers with any gap (they get no persona); ``"error"`` refuses;
+3. numeric columns that are non-negative and right-skewed (skewness > 1: counts, money, days)
+   are log-transformed (``log1p``) when ``log_skewed``; numeric columns are then centred and
+   scaled (``standard``: mean / standard deviation; ``robust``: median / inter-quartile range;
+   ``none``); a categorical column becomes one 0/1 column per level, multiplied by 1/sqrt(2) so
+   two customers with different levels are at squared distance 1, as two customers one standard
+   deviation apart on a numeric column;
+4. block weights: with ``balance_blocks`` every block's columns are rescaled so the block's total
+   variance equals its weight (a block with many columns does not outvote a small one, as in
+   multiple factor analysis); without it each column is multiplied by sqrt(weight).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from cjlib.personas.features import BLOCKS, FeatureTable
+
+__all__ = ["PreparedFeatures", "prepare_features", "MISSING", "SCALES"]
+
+MISSING = ("indicator", "median", "drop_rows", "error")
+SCALES = ("standard", "robust", "none")
+_MISSING_LEVEL = "(missing)"
+_ONE_HOT = 1 / np.sqrt(2)
+
+
+@dataclass(frozen=True)
+class PreparedFeatures:
+    """The matrix to cluster and how it was made.
+
+    ``matrix`` (customers x ``columns``), each column's block in ``column_blocks``; ``data`` holds
+    the unscaled feature values used (gaps filled as reported; for Gower distance and cards);
+    ``missing`` the per-feature report; ``spec`` what :meth:`transform` needs for new customers.
+    """
+
+    matrix: np.ndarray
+    columns: tuple[str, ...]
+    column_blocks: tuple[str, ...]
+    customer_id: np.ndarray
+    numeric: tuple[str, ...]
+    categorical: tuple[str, ...]
+    data: pd.DataFrame
+    missing: pd.DataFrame
+    spec: dict = field(repr=False)
+    params: dict = field(default_factory=dict)
+
+    def __len__(self) -> int:
+        return len(self.customer_id)
+
+    def transform(self, features: FeatureTable | pd.DataFrame) -> np.ndarray:
+        """The matrix for other customers, with this preparation's medians, scales and weights."""
+        frame = features.frame if isinstance(features, FeatureTable) else features
+        return _encode(_fill(frame, self.spec), self.spec)[0]
+
+    def to_dict(self) -> dict:
+        return {
+            "columns": list(self.columns),
+            "column_blocks": list(self.column_blocks),
+            "customers": len(self),
+            "missing": self.missing.to_dict(orient="records"),
+            "params": self.params,
+        }
+
+
+def _fill(frame: pd.DataFrame, spec: dict) -> pd.DataFrame:
+    out = pd.DataFrame(index=frame.index)
+    for col in spec["numeric"]:
+        values = frame[col].astype(float)
+        if col in spec["medians"]:
+            if spec["indicator"]:
+                out[f"{col}__missing"] = values.isna().astype(float)
+            values = values.fillna(spec["medians"][col])
+        out[col] = np.log1p(values) if col in spec["log"] else values
+    for col in spec["categorical"]:
+        out[col] = frame[col].astype("object").where(frame[col].notna(), _MISSING_LEVEL)
+    return out
+
+
+def _encode(data: pd.DataFrame, spec: dict) -> tuple[np.ndarray, list[str], list[str]]:
+    blocks_of = spec["blocks"]
+    parts, names, blocks = [], [], []
+    for col in spec["scaled"]:
+        centre, scale = spec["centre"][col], spec["scale"][col]
+        parts.append((data[col].to_numpy(float) - centre) / scale)
+        names.append(col)
+        blocks.append(blocks_of[col.removesuffix("__missing")])
+    for col in spec["categorical"]:
+        values = data[col].astype(str).to_numpy()
+        for level in spec["levels"][col]:
+            parts.append((values == level).astype(float) * _ONE_HOT)
+            names.append(f"{col}={level}")
+            blocks.append(blocks_of[col])
+    matrix = np.column_stack(parts) if parts else np.empty((len(data), 0))
+    factors = np.array([spec["block_factor"][b] for b in blocks]) if blocks else np.ones(0)
+    return matrix * factors, names, blocks
+
+
+def _skewed(values: pd.Series) -> bool:
+    x = values.dropna().astype(float)
+    return bool(len(x) > 2 and x.min() >= 0 and x.skew() > 1)
+
+
+def prepare_features(
+    features: FeatureTable,
+    *,
+    blocks: Sequence[str] = BLOCKS,
+    weights: Mapping[str, float] | None = None,
+    include: Sequence[str] | None = None,
+    exclude: Sequence[str] = (),
+    scale: str = "standard",
+    missing: str = "indicator",
+    max_missing: float = 0.8,
+    balance_blocks: bool = True,
+    log_skewed: bool = True,
+) -> PreparedFeatures:
+    """Select, fill, encode, scale and weight features for clustering (see the module doc).
+
+    ``weights`` maps a block to a weight >= 0 (default 1 for each block in ``blocks``).
+    """
+    if not isinstance(features, FeatureTable):
+        raise TypeError(
+            f"features must be a FeatureTable (cjlib.personas.customer_features), "
+            f"got {type(features).__name__}"
+        )
+    if missing not in MISSING:
+        raise ValueError(f"missing must be one of {list(MISSING)}, got {missing!r}")
+    if scale not in SCALES:
+        raise ValueError(f"scale must be one of {list(SCALES)}, got {scale!r}")
+    if not 0 < max_missing <= 1:
+        raise ValueError(f"max_missing must be in (0, 1], got {max_missing!r}")
+    unknown = [b for b in blocks if b not in BLOCKS]
+    if unknown:
+        raise ValueError(f"blocks must be among {list(BLOCKS)}, got {unknown}")
+    weights = {b: 1.0 for b in blocks} | dict(weights or {})
+    bad = {b: w for b, w in weights.items() if b not in BLOCKS or not float(w) >= 0}
+    if bad:
+        raise ValueError(f"weights must map blocks {list(BLOCKS)} to numbers >= 0, got {bad}")
+    frame = features.frame
+    if include is not None:
+        absent = [c for c in include if c not in features.blocks]
+        if absent:
+            raise ValueError(f"include names columns that are not features: {absent}")
+        cols = list(include)
+    else:
+        cols = [c for c in features.columns() if features.blocks[c] in blocks]
+    absent = [c for c in exclude if c not in features.blocks]
+    if absent:
+        raise ValueError(f"exclude names columns that are not features: {absent}")
+    cols = [c for c in cols if c not in exclude and float(weights.get(features.blocks[c], 0)) > 0]
+    rows = []
+    kept = []
+    n = len(frame)
+    for col in cols:
+        gaps = int(frame[col].isna().sum())
+        share = gaps / n if n else 0.0
+        kind = features.kind(col)
+        if share > max_missing:
+            action = f"dropped: missing for more than {max_missing:.0%} of customers"
+        elif frame[col].nunique(dropna=True) < 2:
+            action = "dropped: constant"
+        else:
+            kept.append(col)
+            if not gaps:
+                action = "complete"
+            elif missing == "error":
+                raise ValueError(
+                    f"missing='error' but feature {col!r} is missing for {gaps:,} customers; "
+                    "use missing='indicator', 'median' or 'drop_rows', or exclude it"
+                )
+            elif missing == "drop_rows":
+                action = "customers left out"
+            elif kind == "categorical":
+                action = f"level {_MISSING_LEVEL!r}"
+            else:
+                action = "median" + (" + indicator" if missing == "indicator" else "")
+        rows.append(
+            {
+                "feature": col,
+                "block": features.blocks[col],
+                "kind": kind,
+                "missing": gaps,
+                "missing_share": share,
+                "action": action,
+            }
+        )
+    report = pd.DataFrame(
+        rows, columns=["feature", "block", "kind", "missing", "missing_share", "action"]
+    )
+    if not kept:
+        raise ValueError(
+            f"no usable feature in blocks {list(blocks)} (after exclude and max_missing)"
+        )
+    numeric = [c for c in kept if features.kind(c) == "numeric"]
+    categorical = [c for c in kept if features.kind(c) == "categorical"]
+    used = frame
+    if missing == "drop_rows":
+        used = frame[frame[kept].notna().all(axis=1)]
+        if used.empty:
+            raise ValueError("missing='drop_rows' leaves no customer; use missing='indicator'")
+    spec: dict[str, Any] = {
+        "numeric": numeric,
+        "categorical": categorical,
+        "indicator": missing == "indicator",
+        "medians": {c: float(used[c].median()) for c in numeric if used[c].isna().any()},
+        "blocks": dict(features.blocks),
+        "log": [c for c in numeric if log_skewed and _skewed(used[c])],
+    }
+    report["transform"] = ["log1p" if c in spec["log"] else "" for c in report["feature"]]
+    data = _fill(used, spec)
+    spec["scaled"] = [c for c in data.columns if c not in categorical]
+    spec["centre"], spec["scale"] = {}, {}
+    for col in spec["scaled"]:
+        x = data[col].to_numpy(float)
+        if scale == "standard" or col.endswith("__missing"):
+            centre, spread = x.mean(), x.std()
+        elif scale == "robust":
+            q1, centre, q3 = np.percentile(x, [25, 50, 75])
+            spread = q3 - q1 or x.std()
+        else:
+            centre, spread = 0.0, 1.0
+        spec["centre"][col], spec["scale"][col] = float(centre), float(spread or 1.0)
+    spec["levels"] = {c: sorted(data[c].astype(str).unique()) for c in categorical}
+    spec["block_factor"] = {b: 1.0 for b in BLOCKS}
+    raw, names, col_blocks = _encode(data, spec)
+    for b in set(col_blocks):
+        w = float(weights.get(b, 1.0))
+        if balance_blocks:
+            total = raw[:, [i for i, x in enumerate(col_blocks) if x == b]].var(axis=0).sum()
+            spec["block_factor"][b] = float(np.sqrt(w / total)) if total > 0 else 0.0
+        else:
+            spec["block_factor"][b] = float(np.sqrt(w))
+    matrix = raw * np.array([spec["block_factor"][b] for b in col_blocks])
+    params = {
+        "blocks": list(blocks),
+        "weights": {b: float(w) for b, w in weights.items()},
+        "include": list(include) if include is not None else None,
+        "exclude": list(exclude),
+        "scale": scale,
+        "missing": missing,
+        "max_missing": max_missing,
+        "balance_blocks": balance_blocks,
+        "log_skewed": log_skewed,
+        "customers_left_out": int(len(frame) - len(used)),
+    }
+    return PreparedFeatures(
+        matrix=matrix,
+        columns=tuple(names),
+        column_blocks=tuple(col_blocks),
+        customer_id=used["customer_id"].to_numpy(),
+        numeric=tuple(numeric),
+        categorical=tuple(categorical),
+        data=data.reset_index(drop=True),
+        missing=report,
+        spec=spec,
+        params=params,
+    )

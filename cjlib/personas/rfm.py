@@ -1,0 +1,141 @@
+"""Classic RFM segments: a simpler alternative to persona clustering.
+
+Orders are events with revenue > 0. Per buyer, computed in the engine: ``recency_days`` (whole days
+from the last order to ``as_of``; default the latest event timestamp), ``frequency`` (orders) and
+``monetary`` (revenue). Scores 1-``bins`` come from the empirical distribution: score =
+ceil(bins x mid-rank percentile), so tied customers share a score and each score holds about
+1/bins of the buyers; recency is reversed (recent = high score).
+
+With ``bins=5`` (default) segments follow the rules of the R package ``rfm`` (the
+``rfm_segment`` documentation example, rsquaredacademy/rfm): the first rule whose recency,
+frequency and monetary score ranges all match names the segment; customers matching none are
+``Others``. Other ``bins`` give score cells (``"345"``) instead of names.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from cjlib.engine import Engine, as_table
+from cjlib.stats import wilson_interval
+
+__all__ = ["RFMResult", "rfm_segments", "RFM_RULES"]
+
+# name: (recency low, high, frequency low, high, monetary low, high), first match wins
+RFM_RULES: tuple[tuple[str, tuple[int, int, int, int, int, int]], ...] = (
+    ("Champions", (5, 5, 5, 5, 5, 5)),
+    ("Potential Loyalist", (3, 5, 3, 5, 2, 5)),
+    ("Loyal Customers", (2, 4, 2, 4, 2, 4)),
+    ("Promising", (3, 4, 1, 3, 3, 5)),
+    ("New Customers", (4, 5, 1, 3, 1, 5)),
+    ("Can't Lose Them", (1, 2, 3, 4, 4, 5)),
+    ("At Risk", (1, 2, 2, 5, 4, 5)),
+    ("Need Attention", (1, 3, 3, 5, 3, 5)),
+    ("About To Sleep", (2, 3, 1, 3, 1, 4)),
+    ("Lost", (1, 1, 1, 5, 1, 5)),
+)
+
+
+@dataclass(frozen=True)
+class RFMResult:
+    """``customers``: one row per buyer (for the assignment file, not for reports);
+    ``segments``: customers, share (of buyers, Wilson interval), medians, revenue share."""
+
+    customers: pd.DataFrame
+    segments: pd.DataFrame
+    params: dict = field(default_factory=dict)
+
+    def to_frame(self) -> pd.DataFrame:
+        return self.segments.copy()
+
+    def to_dict(self) -> dict:
+        return {"segments": self.segments.to_dict(orient="records"), "params": self.params}
+
+    def assignment(self) -> pd.DataFrame:
+        """``customer_id, segment``: the file other notebooks take as a segment parameter."""
+        return self.customers[["customer_id", "segment"]].copy()
+
+
+def rfm_scores(values: pd.Series, bins: int, *, reverse: bool = False) -> np.ndarray:
+    """Scores 1..bins from mid-rank percentiles (ties share a score)."""
+    pct = values.rank(method="average", pct=True).to_numpy(float)
+    pct = pct - 0.5 / len(values)  # mid-rank: the smallest single value gets 0.5 / n
+    score = np.clip(np.ceil(pct * bins), 1, bins).astype(int)
+    return bins + 1 - score if reverse else score
+
+
+def rfm_segments(
+    events: Any,
+    *,
+    as_of: Any = None,
+    bins: int = 5,
+    confidence: float = 0.95,
+    engine: Engine | None = None,
+) -> RFMResult:
+    """Recency, frequency, monetary value, scores and named segments for every buyer."""
+    if not isinstance(bins, int) or isinstance(bins, bool) or not 2 <= bins <= 10:
+        raise ValueError(f"bins must be an int from 2 to 10, got {bins!r}")
+    t, engine = as_table(events, engine)
+    if "revenue" not in t.columns:
+        raise ValueError(f"rfm_segments needs a revenue column in events; columns: {t.columns}")
+    last_any = t.timestamp.max().epoch_seconds().cast("float64")
+    paid = t.filter(t.revenue.notnull() & (t.revenue > 0))
+    per = paid.group_by("customer_id").aggregate(
+        last=paid.timestamp.max().epoch_seconds().cast("float64"),
+        frequency=paid.count(),
+        monetary=paid.revenue.sum(),
+    )
+    df = engine.to_pandas(per.order_by("customer_id")).reset_index(drop=True)
+    if df.empty:
+        raise ValueError("rfm_segments: no event has revenue > 0, so there are no buyers")
+    if as_of is None:
+        ref = float(engine.to_pandas(last_any))
+    else:
+        stamp = pd.Timestamp(as_of)
+        ref = (stamp if stamp.tzinfo else stamp.tz_localize("UTC")).timestamp()
+    out = pd.DataFrame({"customer_id": df["customer_id"].astype(str)})
+    out["recency_days"] = np.floor((ref - df["last"].astype(float)) / 86_400).astype("int64")
+    out["frequency"] = df["frequency"].astype("int64")
+    out["monetary"] = df["monetary"].astype(float)
+    out["r_score"] = rfm_scores(out["recency_days"], bins, reverse=True)
+    out["f_score"] = rfm_scores(out["frequency"], bins)
+    out["m_score"] = rfm_scores(out["monetary"], bins)
+    out["rfm_score"] = out.r_score * 100 + out.f_score * 10 + out.m_score
+    segment = np.full(len(out), "Others", dtype=object)
+    if bins == 5:
+        free = np.ones(len(out), bool)
+        for name, (r0, r1, f0, f1, m0, m1) in RFM_RULES:
+            hit = free & out.r_score.between(r0, r1).to_numpy()
+            hit &= out.f_score.between(f0, f1).to_numpy() & out.m_score.between(m0, m1).to_numpy()
+            segment[hit] = name
+            free &= ~hit
+    else:  # the named rules are written for 5 bins; other bins give score cells
+        segment = out["rfm_score"].astype(str).to_numpy(dtype=object)
+    out["segment"] = segment
+    total = len(out)
+    seg = out.groupby("segment").agg(
+        customers=("customer_id", "size"),
+        recency_median=("recency_days", "median"),
+        frequency_median=("frequency", "median"),
+        monetary_median=("monetary", "median"),
+        revenue=("monetary", "sum"),
+    )
+    order = [n for n, _ in RFM_RULES] + ["Others"]
+    seg = seg.reindex([n for n in order if n in seg.index]).reset_index()
+    seg["share"] = seg["customers"] / total
+    seg["share_low"], seg["share_high"] = wilson_interval(
+        seg["customers"], total, confidence=confidence
+    )
+    seg["revenue_share"] = seg["revenue"] / seg["revenue"].sum()
+    params = {
+        "as_of": pd.Timestamp(ref, unit="s", tz="UTC").isoformat(),
+        "bins": bins,
+        "buyers": total,
+        "rules": "R package rfm, rfm_segment example",
+        "engine": engine.name,
+    }
+    return RFMResult(out, seg, params)
