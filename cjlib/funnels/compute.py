@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 import pandas as pd
 
 from cjlib.engine import Engine, as_table
+from cjlib.funnels.chain import any_order, ordered, window_end
 from cjlib.funnels.spec import FunnelSpec, Step
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -44,6 +45,7 @@ class Prepared:
     exclusions: Any  # ir.Table | None: customer_id, [hold], ts, x (exclusion index)
     as_of: pd.Timestamp
     overlap: tuple[bool, ...]  # overlap[k-2]: step k can be the same event as step k-1
+    step_rows: list = field(default_factory=list)  # [k-1]: step k's rows: customer_id, [hold], ts
     kept: list = field(default_factory=list)  # intermediate tables held in the engine
 
     def keep(self, expr: Any) -> Any:
@@ -101,7 +103,9 @@ def prepare(events: Any, spec: FunnelSpec, *, engine: Engine | None = None) -> P
             f"hold: column {spec.hold!r} is not in the events; columns are {list(t.columns)}"
         )
     sig_cols = ["event"] + (["stage_index"] if "stage_index" in t.columns else [])
-    sigs = engine.to_pandas(t.select(*sig_cols).distinct())
+    # one scan: the distinct (event[, stage]) signatures and, per signature, the last timestamp
+    # (their maximum is the data end when as_of is not given)
+    sigs = engine.to_pandas(t.group_by(sig_cols).aggregate(_last=t.timestamp.max()))
     _check_events(sigs["event"], list(spec.steps), "steps")
     _check_events(sigs["event"], [s for s, _, _ in spec.exclude], "exclude")
     # which steps each distinct (event[, stage]) matches, evaluated in pandas on the small table
@@ -150,11 +154,17 @@ def prepare(events: Any, spec: FunnelSpec, *, engine: Engine | None = None) -> P
     if spec.as_of is not None:
         as_of = spec.as_of
     else:
-        raw, _ = as_table(events, engine)
-        as_of = pd.Timestamp(engine.to_pandas(raw.timestamp.max()))
+        as_of = pd.Timestamp(sigs["_last"].max())
         as_of = as_of.tz_localize("UTC") if as_of.tzinfo is None else as_of.tz_convert("UTC")
-    prep = Prepared(spec, engine, t, matches, exclusions, as_of, overlap)
-    prep.matches = prep.keep(matches)
+    # each step's rows straight from the events (the filter is pushed into the scan); all of
+    # step k's matches are exactly the events its predicate selects
+    step_rows = [t.filter(p).select(**{n: t[_src(n, spec)] for n in cols}) for p in preds]
+    prep = Prepared(spec, engine, t, matches, exclusions, as_of, overlap, step_rows=step_rows)
+    if spec.strict:  # the row numbers come from a window over all events: compute them once
+        prep.matches = prep.keep(matches)
+        prep.step_rows = [
+            prep.matches.filter(prep.matches.k == k) for k in range(1, len(preds) + 1)
+        ]
     if exclusions is not None:
         prep.exclusions = prep.keep(exclusions)
     return prep
@@ -184,16 +194,18 @@ def _entries(prep: Prepared) -> ir.Table:
     side = prep.side
     strict = {"seq_entry": m.seq.min()} if spec.strict else {}
     if spec.count == "journeys":
-        first = m.filter((m.k == 1) & _in_period(m.ts, spec))
+        m1 = prep.step_rows[0]
+        first = m1.filter(_in_period(m1.ts, spec))
+        strict = {"seq_entry": first.seq.min()} if spec.strict else {}
         e = first.group_by([*side, "ts"]).aggregate(**strict).rename(t_entry="ts")
         # the journey runs until the next entry (entries outside the period still end one)
-        allfirst = m.filter(m.k == 1).group_by([*side, "ts"]).aggregate()
+        allfirst = m1.group_by([*side, "ts"]).aggregate()
         nxt = allfirst.mutate(
             t_next=allfirst.ts.lead().over(ibis.window(group_by=side, order_by="ts"))
         ).rename(t_entry="ts")
         e = e.left_join(nxt, [*side, "t_entry"]).select(*e.columns, "t_next")
         return e.mutate(entry_step=ibis.literal(1, "int64"))
-    pool = m if spec.mode != "closed" else m.filter(m.k == 1)
+    pool = m if spec.mode != "closed" else prep.step_rows[0]
     if spec.entry == "first_in_period":
         pool = pool.filter(_in_period(pool.ts, spec))
     e = pool.group_by(side).aggregate(t_entry=pool.ts.min())
@@ -203,7 +215,7 @@ def _entries(prep: Prepared) -> ir.Table:
         return e.mutate(entry_step=ibis.literal(1, "int64"))
     if spec.mode == "closed":
         if spec.strict:
-            s = m.filter(m.k == 1)
+            s = prep.step_rows[0]
             e = (
                 e.join(s, [*side, e.t_entry == s.ts])
                 .group_by([*side, "t_entry"])
@@ -214,121 +226,6 @@ def _entries(prep: Prepared) -> ir.Table:
     return at.group_by([*side, "t_entry"]).aggregate(
         entry_step=m.k.min().cast("int64"), **({"seq_entry": m.seq.min()} if spec.strict else {})
     )
-
-
-def _window_end(t_entry: Any, spec: FunnelSpec) -> Any:
-    import ibis
-
-    return t_entry + ibis.interval(seconds=spec.window) if spec.window is not None else None
-
-
-def _ordered(prep: Prepared, e: ir.Table) -> ir.Table:
-    """Closed and open modes: the greedy step-by-step chain of group-and-joins."""
-    import ibis
-
-    spec, m, keys = prep.spec, prep.matches, prep.keys
-    w = e.mutate(t_1=ibis.ifelse(e.entry_step == 1, e.t_entry, ibis.null("timestamp")))
-    if spec.strict:
-        w = w.mutate(seq_1=ibis.ifelse(w.entry_step == 1, w.seq_entry, ibis.null("int64")))
-    for k in range(2, spec.n_steps + 1):
-        prev = w[f"t_{k - 1}"]
-        carry = {"p_ts": prev, "p_entry": w.t_entry}
-        if spec.strict:
-            carry["p_seq"] = w[f"seq_{k - 1}"]
-        if spec.count == "journeys":
-            carry["p_next"] = w.t_next
-        live = w.filter(prev.notnull()).select(*keys, **carry)
-        s = m.filter(m.k == k)
-        j = live.join(s, [live[c] == s[c] for c in prep.side])
-        conds = [s.ts > j.p_ts if prep.overlap[k - 2] else s.ts >= j.p_ts]
-        if spec.window is not None:
-            conds.append(s.ts <= _window_end(j.p_entry, spec))
-        lo = spec.min_gap[k - 2]
-        if lo:
-            conds.append(s.ts >= j.p_ts + ibis.interval(seconds=lo))
-        if spec.strict:
-            conds.append(s.seq == j.p_seq + 1)
-        if spec.count == "journeys":
-            conds.append(j.p_next.isnull() | (s.ts < j.p_next))
-        j = j.filter(*conds)
-        agg = {f"c_{k}": j.ts.min()}
-        if spec.strict:
-            agg[f"cs_{k}"] = j.seq.min()
-        cand = j.group_by(keys).aggregate(**agg)
-        w = w.left_join(cand, keys).select(*w.columns, *agg)
-        hi = spec.max_gap[k - 2]
-        if hi is not None:
-            ck = w[f"c_{k}"]
-            w = w.mutate(
-                **{
-                    f"c_{k}": ibis.ifelse(
-                        ck <= w[f"t_{k - 1}"] + ibis.interval(seconds=hi), ck, None
-                    )
-                }
-            )
-        tk = w[f"c_{k}"]
-        xs = [i for i, (_, a, b) in enumerate(spec.exclude) if a < k <= b]
-        if xs:
-            x = prep.exclusions.filter(prep.exclusions.x.isin(xs))
-            jx = live.join(x, [live[c] == x[c] for c in prep.side])
-            cond = [jx.ts > jx.p_ts]
-            if spec.window is not None:
-                cond.append(jx.ts <= _window_end(jx.p_entry, spec))
-            if spec.count == "journeys":
-                cond.append(jx.p_next.isnull() | (jx.ts < jx.p_next))
-            xagg = jx.filter(*cond).group_by(keys).aggregate(**{f"xc_{k}": jx.ts.min()})
-            w = w.left_join(xagg, keys).select(*w.columns, f"xc_{k}")
-            tk, xc = w[f"c_{k}"], w[f"xc_{k}"]
-            hit = xc.notnull() & (tk.isnull() | (xc < tk))
-            w = w.mutate(**{f"xt_{k}": ibis.ifelse(hit, xc, None)})
-            tk = ibis.ifelse(hit, None, tk)
-        here = ibis.ifelse(w.entry_step == k, w.t_entry, None)
-        new = {f"t_{k}": tk.coalesce(here)}
-        if spec.strict:
-            seq_here = ibis.ifelse(w.entry_step == k, w.seq_entry, None)
-            new[f"seq_{k}"] = ibis.ifelse(tk.notnull(), w[f"cs_{k}"], None).coalesce(seq_here)
-        w = w.mutate(**new)
-        w = prep.keep(w.drop(*[c for c in w.columns if c.startswith(("c_", "cs_", "xc_"))]))
-    return w
-
-
-def _any_order(prep: Prepared, e: ir.Table) -> ir.Table:
-    import ibis
-
-    spec, m, keys = prep.spec, prep.matches, prep.keys
-    j = e.join(m, [e[c] == m[c] for c in prep.side])
-    conds = [j.ts >= j.t_entry]
-    if spec.window is not None:
-        conds.append(j.ts <= _window_end(j.t_entry, spec))
-    j = j.filter(*conds)
-    firsts = {f"f_{k}": ibis.ifelse(j.k == k, j.ts, None).min() for k in range(1, spec.n_steps + 1)}
-    w = e.left_join(j.group_by(keys).aggregate(**firsts), keys).select(*e.columns, *firsts)
-    reach = None
-    done = {}
-    for k in range(1, spec.n_steps + 1):
-        f = w[f"f_{k}"]
-        reach = (
-            f
-            if reach is None
-            else ibis.ifelse(f.isnull() | reach.isnull(), None, ibis.greatest(reach, f))
-        )
-        done[f"t_{k}"] = reach
-    w = w.mutate(**done).drop(*firsts)
-    if spec.exclude:
-        x = prep.exclusions
-        jx = e.join(x, [e[c] == x[c] for c in prep.side])
-        cond = [jx.ts > jx.t_entry]
-        if spec.window is not None:
-            cond.append(jx.ts <= _window_end(jx.t_entry, spec))
-        xagg = jx.filter(*cond).group_by(keys).aggregate(xt=jx.ts.min())
-        w = w.left_join(xagg, keys).select(*w.columns, "xt")
-        cut = {}
-        for k in range(1, spec.n_steps + 1):
-            tk = w[f"t_{k}"]
-            cut[f"t_{k}"] = ibis.ifelse(w.xt.notnull() & (w.xt <= tk), None, tk)
-        w = w.mutate(**cut)
-        w = w.mutate(**{f"xt_{k}": w.xt for k in range(1, spec.n_steps + 1)}).drop("xt")
-    return w
 
 
 def _status(prep: Prepared, w: ir.Table) -> ir.Table:
@@ -347,7 +244,7 @@ def _status(prep: Prepared, w: ir.Table) -> ir.Table:
             cases.append(((w.depth == k - 1) & w[xt].notnull(), "excluded"))
         if spec.window is None:
             continue
-        open_ = _window_end(w.t_entry, spec) > as_of
+        open_ = window_end(w.t_entry, spec) > as_of
         hi = spec.max_gap[k - 2] if k >= 2 else None
         if hi is not None:
             open_ = open_ & (w[f"t_{k - 1}"] + ibis.interval(seconds=hi) > as_of)
@@ -358,7 +255,7 @@ def _status(prep: Prepared, w: ir.Table) -> ir.Table:
 def unit_table(prep: Prepared) -> ir.Table:
     """One row per journey unit (see the module doc)."""
     e = prep.keep(_entries(prep))
-    w = _any_order(prep, e) if prep.spec.mode == "any_order" else _ordered(prep, e)
+    w = any_order(prep, e) if prep.spec.mode == "any_order" else ordered(prep, e)
     return _status(prep, w)
 
 

@@ -1,0 +1,155 @@
+"""The step chains behind :func:`cjlib.funnels.compute.unit_table` (Ibis expressions).
+
+``ordered``: closed and open modes, one group-and-join per step over the units still in the
+funnel; ``any_order``: one join of the entries to all step rows. Both return one row per unit
+with ``t_1 .. t_n`` (and ``xt_k``, ``seq_k`` when exclusions or strict order apply).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from cjlib.funnels.spec import FunnelSpec
+
+if TYPE_CHECKING:  # pragma: no cover
+    import ibis.expr.types as ir
+
+    from cjlib.funnels.compute import Prepared
+
+__all__ = ["ordered", "any_order", "window_end"]
+
+
+def window_end(t_entry: Any, spec: FunnelSpec) -> Any:
+    import ibis
+
+    return t_entry + ibis.interval(seconds=spec.window) if spec.window is not None else None
+
+
+def ordered(prep: Prepared, e: ir.Table) -> ir.Table:
+    """Closed and open modes: the greedy step-by-step chain of group-and-joins.
+
+    Only the units still in the funnel move on: step k joins them to step k's rows and keeps,
+    per unit, the earliest qualifying time (``r_k``) or the exclusion that ended it (``rx_k``).
+    Each step's small result is kept in the engine; the unit table joins them to the entries
+    once at the end.
+    """
+    import ibis
+
+    spec, keys, side = prep.spec, prep.keys, prep.side
+    carry = ["p_entry"] + (["p_next"] if spec.count == "journeys" else [])
+
+    def entrants(k: int) -> ir.Table:
+        x = e.filter(e.entry_step == k) if spec.mode == "open" else e
+        c = {"p_ts": x.t_entry, "p_entry": x.t_entry}
+        if spec.strict:
+            c["p_seq"] = x.seq_entry
+        if spec.count == "journeys":
+            c["p_next"] = x.t_next
+        return x.select(*keys, **c)
+
+    live = entrants(1)
+    reached = []
+    for k in range(2, spec.n_steps + 1):
+        s = prep.step_rows[k - 1]
+        j = live.join(s, [live[c] == s[c] for c in side])
+        conds = [s.ts > j.p_ts if prep.overlap[k - 2] else s.ts >= j.p_ts]
+        if spec.window is not None:
+            conds.append(s.ts <= window_end(j.p_entry, spec))
+        lo = spec.min_gap[k - 2]
+        if lo:
+            conds.append(s.ts >= j.p_ts + ibis.interval(seconds=lo))
+        if spec.strict:
+            conds.append(s.seq == j.p_seq + 1)
+        if spec.count == "journeys":
+            conds.append(j.p_next.isnull() | (s.ts < j.p_next))
+        j = j.filter(*conds)
+        agg = {"r": j.ts.min(), "p_ts": j.p_ts.min(), **{c: j[c].min() for c in carry}}
+        if spec.strict:
+            agg["rs"] = j.seq.min()
+        cand = j.group_by(keys).aggregate(**agg)
+        hi = spec.max_gap[k - 2]
+        if hi is not None:
+            cand = cand.filter(cand.r <= cand.p_ts + ibis.interval(seconds=hi))
+        got = ["r"] + (["rs"] if spec.strict else [])
+        xs = [i for i, (_, a, b) in enumerate(spec.exclude) if a < k <= b]
+        if xs:
+            x = prep.exclusions.filter(prep.exclusions.x.isin(xs))
+            jx = live.join(x, [live[c] == x[c] for c in side])
+            cond = [jx.ts > jx.p_ts]
+            if spec.window is not None:
+                cond.append(jx.ts <= window_end(jx.p_entry, spec))
+            if spec.count == "journeys":
+                cond.append(jx.p_next.isnull() | (jx.ts < jx.p_next))
+            xagg = jx.filter(*cond).group_by(keys).aggregate(xc=jx.ts.min())
+            both = live.left_join(cand, keys).select(*keys, *carry, *got)
+            both = both.left_join(xagg, keys).select(*both.columns, "xc")
+            both = both.filter(both.r.notnull() | both.xc.notnull())
+            hit = both.xc.notnull() & (both.r.isnull() | (both.xc < both.r))
+            cand = both.mutate(
+                rx=ibis.ifelse(hit, both.xc, None),
+                **{g: ibis.ifelse(hit, None, both[g]) for g in got},
+            ).drop("xc")
+            got.append("rx")
+        step = prep.keep(cand.select(*keys, *carry, *got))
+        reached.append(step.select(*keys, **{f"{g}_{k}": step[g] for g in got}))
+        if k < spec.n_steps:
+            moved = step.filter(step.r.notnull())
+            nxt = {"p_ts": moved.r, **{c: moved[c] for c in carry}}
+            if spec.strict:
+                nxt["p_seq"] = moved.rs
+            live = moved.select(*keys, **{c: nxt[c] for c in ["p_ts", "p_entry",
+                                 *(["p_seq"] if spec.strict else []), *carry[1:]]})  # fmt: skip
+            if spec.mode == "open":
+                live = live.union(entrants(k))
+    w = e.mutate(t_1=ibis.ifelse(e.entry_step == 1, e.t_entry, ibis.null("timestamp")))
+    if spec.strict:
+        w = w.mutate(seq_1=ibis.ifelse(w.entry_step == 1, w.seq_entry, ibis.null("int64")))
+    for k, step in enumerate(reached, start=2):
+        w = w.left_join(step, keys).select(*w.columns, *[c for c in step.columns if c not in keys])
+        new = {f"t_{k}": w[f"r_{k}"].coalesce(ibis.ifelse(w.entry_step == k, w.t_entry, None))}
+        if f"rx_{k}" in w.columns:
+            new[f"xt_{k}"] = w[f"rx_{k}"]
+        if spec.strict:
+            seq_here = ibis.ifelse(w.entry_step == k, w.seq_entry, None)
+            new[f"seq_{k}"] = w[f"rs_{k}"].coalesce(seq_here)
+        w = w.mutate(**new).drop(*[c for c in w.columns if c.startswith(("r_", "rs_", "rx_"))])
+    return w
+
+
+def any_order(prep: Prepared, e: ir.Table) -> ir.Table:
+    import ibis
+
+    spec, m, keys = prep.spec, prep.matches, prep.keys
+    j = e.join(m, [e[c] == m[c] for c in prep.side])
+    conds = [j.ts >= j.t_entry]
+    if spec.window is not None:
+        conds.append(j.ts <= window_end(j.t_entry, spec))
+    j = j.filter(*conds)
+    firsts = {f"f_{k}": ibis.ifelse(j.k == k, j.ts, None).min() for k in range(1, spec.n_steps + 1)}
+    w = e.left_join(j.group_by(keys).aggregate(**firsts), keys).select(*e.columns, *firsts)
+    reach = None
+    done = {}
+    for k in range(1, spec.n_steps + 1):
+        f = w[f"f_{k}"]
+        reach = (
+            f
+            if reach is None
+            else ibis.ifelse(f.isnull() | reach.isnull(), None, ibis.greatest(reach, f))
+        )
+        done[f"t_{k}"] = reach
+    w = w.mutate(**done).drop(*firsts)
+    if spec.exclude:
+        x = prep.exclusions
+        jx = e.join(x, [e[c] == x[c] for c in prep.side])
+        cond = [jx.ts > jx.t_entry]
+        if spec.window is not None:
+            cond.append(jx.ts <= window_end(jx.t_entry, spec))
+        xagg = jx.filter(*cond).group_by(keys).aggregate(xt=jx.ts.min())
+        w = w.left_join(xagg, keys).select(*w.columns, "xt")
+        cut = {}
+        for k in range(1, spec.n_steps + 1):
+            tk = w[f"t_{k}"]
+            cut[f"t_{k}"] = ibis.ifelse(w.xt.notnull() & (w.xt <= tk), None, tk)
+        w = w.mutate(**cut)
+        w = w.mutate(**{f"xt_{k}": w.xt for k in range(1, spec.n_steps + 1)}).drop("xt")
+    return w
