@@ -36,11 +36,13 @@ def ordered(prep: Prepared, e: ir.Table) -> ir.Table:
     import ibis
 
     spec, keys, side = prep.spec, prep.keys, prep.side
-    carry = ["p_entry"] + (["p_next"] if spec.count == "journeys" else [])
+    # p_end: when the unit's window closes (computed once per unit, not per joined row)
+    carry = ["p_end"] + (["p_next"] if spec.count == "journeys" else [])
 
     def entrants(k: int) -> ir.Table:
         x = e.filter(e.entry_step == k) if spec.mode == "open" else e
-        c = {"p_ts": x.t_entry, "p_entry": x.t_entry}
+        end = window_end(x.t_entry, spec) if spec.window is not None else x.t_entry
+        c = {"p_ts": x.t_entry, "p_end": end}
         if spec.strict:
             c["p_seq"] = x.seq_entry
         if spec.count == "journeys":
@@ -54,7 +56,7 @@ def ordered(prep: Prepared, e: ir.Table) -> ir.Table:
         j = live.join(s, [live[c] == s[c] for c in side])
         conds = [s.ts > j.p_ts if prep.overlap[k - 2] else s.ts >= j.p_ts]
         if spec.window is not None:
-            conds.append(s.ts <= window_end(j.p_entry, spec))
+            conds.append(s.ts <= j.p_end)
         lo = spec.min_gap[k - 2]
         if lo:
             conds.append(s.ts >= j.p_ts + ibis.interval(seconds=lo))
@@ -77,7 +79,7 @@ def ordered(prep: Prepared, e: ir.Table) -> ir.Table:
             jx = live.join(x, [live[c] == x[c] for c in side])
             cond = [jx.ts > jx.p_ts]
             if spec.window is not None:
-                cond.append(jx.ts <= window_end(jx.p_entry, spec))
+                cond.append(jx.ts <= jx.p_end)
             if spec.count == "journeys":
                 cond.append(jx.p_next.isnull() | (jx.ts < jx.p_next))
             xagg = jx.filter(*cond).group_by(keys).aggregate(xc=jx.ts.min())
@@ -97,7 +99,7 @@ def ordered(prep: Prepared, e: ir.Table) -> ir.Table:
             nxt = {"p_ts": moved.r, **{c: moved[c] for c in carry}}
             if spec.strict:
                 nxt["p_seq"] = moved.rs
-            live = moved.select(*keys, **{c: nxt[c] for c in ["p_ts", "p_entry",
+            live = moved.select(*keys, **{c: nxt[c] for c in ["p_ts", "p_end",
                                  *(["p_seq"] if spec.strict else []), *carry[1:]]})  # fmt: skip
             if spec.mode == "open":
                 live = live.union(entrants(k))

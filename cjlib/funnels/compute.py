@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 import pandas as pd
 
 from cjlib.engine import Engine, as_table
-from cjlib.funnels.chain import any_order, ordered, window_end
+from cjlib.funnels.chain import any_order, ordered
 from cjlib.funnels.spec import FunnelSpec, Step
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -235,7 +235,6 @@ def _status(prep: Prepared, w: ir.Table) -> ir.Table:
     reached = sum(w[f"t_{k}"].notnull().cast("int64") for k in range(1, n + 1))
     depth = reached if spec.mode == "any_order" else w.entry_step - 1 + reached
     w = w.mutate(depth=depth.cast("int64"))
-    as_of = prep.as_of.to_pydatetime()
     cases = [(w.depth >= n, "converted")]
     first = 1 if spec.mode == "any_order" else 2
     for k in range(first, n + 1):  # status at the step after the last one reached
@@ -244,10 +243,13 @@ def _status(prep: Prepared, w: ir.Table) -> ir.Table:
             cases.append(((w.depth == k - 1) & w[xt].notnull(), "excluded"))
         if spec.window is None:
             continue
-        open_ = window_end(w.t_entry, spec) > as_of
+        # t + gap > as_of  <=>  t > as_of - gap (exact): one literal instead of a sum per row
+        open_ = w.t_entry > (prep.as_of - pd.Timedelta(seconds=spec.window)).to_pydatetime()
         hi = spec.max_gap[k - 2] if k >= 2 else None
         if hi is not None:
-            open_ = open_ & (w[f"t_{k - 1}"] + ibis.interval(seconds=hi) > as_of)
+            open_ = open_ & (
+                w[f"t_{k - 1}"] > (prep.as_of - pd.Timedelta(seconds=hi)).to_pydatetime()
+            )
         cases.append(((w.depth == k - 1) & open_, "in_progress"))
     return w.mutate(status=ibis.cases(*cases, else_="dropped"))
 
