@@ -92,7 +92,9 @@ def ordered(prep: Prepared, e: ir.Table) -> ir.Table:
                 **{g: ibis.ifelse(hit, None, both[g]) for g in got},
             ).drop("xc")
             got.append("rx")
-        step = prep.keep(cand.select(*keys, *carry, *got))
+        step = cand.select(*keys, *carry, *got)
+        if k < spec.n_steps:  # read twice (next step, unit table); the last one only once
+            step = prep.keep(step)
         reached.append(step.select(*keys, **{f"{g}_{k}": step[g] for g in got}))
         if k < spec.n_steps:
             moved = step.filter(step.r.notnull())
