@@ -83,7 +83,7 @@ class PersonaModel:
         missing: str = "indicator",
         scale: str = "standard",
         sample_size: int | None = 20_000,
-        n_init: int = 10,
+        n_init: int = 4,
         n_boot: int = 20,
         random_state: int = 0,
         progress: bool = False,
@@ -133,7 +133,7 @@ class PersonaModel:
         self.stability_: Stability | None = None
         if self.n_boot:
             self.stability_ = bootstrap_stability(
-                self.prepared_, self.clusters_, n_boot=self.n_boot, sample_size=self.sample_size,
+                self.prepared_, self.clusters_, n_boot=self.n_boot,
                 random_state=self.random_state, progress=self.progress,
             )  # fmt: skip
         self.labels_ = self.clusters_.labels + 1

@@ -94,6 +94,17 @@ class ClusterFit:
 def _fit_model(
     prepared: PreparedFeatures, rows: np.ndarray, k: int, method: str, n_init: int, seed: int
 ) -> Any:
+    """Fit on ``rows``, single-threaded: the fits are small (a sample), and scikit-learn's
+    OpenMP threads spin-waiting on a busy 2-core machine made a 5,000-row k-means 20x slower."""
+    from threadpoolctl import threadpool_limits
+
+    with threadpool_limits(1):
+        return _fit(prepared, rows, k, method, n_init, seed)
+
+
+def _fit(
+    prepared: PreparedFeatures, rows: np.ndarray, k: int, method: str, n_init: int, seed: int
+) -> Any:
     if method == "gower":
         space = gower_space(prepared)
         enc = space.encode(prepared.data.iloc[rows])

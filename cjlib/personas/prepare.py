@@ -109,6 +109,14 @@ def _encode(data: pd.DataFrame, spec: dict) -> tuple[np.ndarray, list[str], list
     return matrix * factors, names, blocks
 
 
+def _constant(values: pd.Series, kind: str) -> bool:
+    """Fewer than two distinct values (min == max for numbers: far cheaper than nunique)."""
+    if kind == "categorical":
+        return values.nunique(dropna=True) < 2
+    x = values.to_numpy(dtype=float, na_value=np.nan)
+    return bool(np.isnan(x).all() or np.nanmin(x) == np.nanmax(x))
+
+
 def _skewed(values: pd.Series) -> bool:
     x = values.dropna().astype(float)
     return bool(len(x) > 2 and x.min() >= 0 and x.skew() > 1)
@@ -170,7 +178,7 @@ def prepare_features(
         kind = features.kind(col)
         if share > max_missing:
             action = f"dropped: missing for more than {max_missing:.0%} of customers"
-        elif frame[col].nunique(dropna=True) < 2:
+        elif _constant(frame[col], kind):
             action = "dropped: constant"
         else:
             kept.append(col)

@@ -113,8 +113,8 @@ def select_k(
     threshold: float = 0.9,
     sample_size: int | None = 10_000,
     metric_sample: int = 3_000,
-    n_splits: int = 2,
-    n_init: int = 3,
+    n_splits: int = 3,
+    n_init: int = 4,
     random_state: int = 0,
     progress: bool = False,
 ) -> KSelection:
@@ -216,15 +216,17 @@ def bootstrap_stability(
     reference: ClusterFit,
     *,
     n_boot: int = 20,
-    sample_size: int | None = 20_000,
+    sample_size: int | None = 5_000,
+    eval_size: int | None = 50_000,
     flag_below: float = 0.75,
     random_state: int = 0,
     progress: bool = False,
 ) -> Stability:
     """Refit ``reference``'s method and k on bootstrap samples; ARI and per-persona Jaccard.
 
-    Each refit is drawn with replacement from at most ``sample_size`` customers and assigns every
-    customer; comparisons run over all customers.
+    Each refit fits on ``sample_size`` customers drawn with replacement (default 5,000) and
+    assigns the customers of a fixed seeded evaluation sample of ``eval_size`` (default 50,000;
+    ``None`` = all), on which the reference and the refit are compared.
     """
     from sklearn.metrics import adjusted_rand_score
 
@@ -236,13 +238,17 @@ def bootstrap_stability(
     n, k, method = len(prepared), reference.k, reference.method
     draw = min(n, sample_size or n, 2_000 if method == "gower" else n)
     n_init = int(reference.params.get("n_init", 4))
+    evaluated = prepared
     ref = reference.labels
+    if eval_size is not None and eval_size < n:
+        keep = np.sort(rng.choice(n, eval_size, replace=False))
+        evaluated, ref = _sub(prepared, keep), ref[keep]
     aris, jaccards = [], []
     for b in track(range(n_boot), total=n_boot, desc="bootstrap", disable=not progress):
         rows = rng.choice(n, draw, replace=True)
         model = _fit_model(prepared, rows, k, method, max(1, n_init // 2), random_state + b + 1)
         boot = ClusterFit(np.empty(0, int), k, method, model, np.arange(k))
-        labels = boot.predict(prepared)
+        labels = boot.predict(evaluated)
         aris.append(adjusted_rand_score(ref, labels))
         jaccards.append(_jaccard_best(ref, labels, k))
     jac = np.array(jaccards)
@@ -274,6 +280,8 @@ def bootstrap_stability(
     params = {
         "n_boot": n_boot,
         "sample_size": sample_size,
+        "eval_size": eval_size,
+        "customers_compared": len(ref),
         "flag_below": flag_below,
         "random_state": random_state,
         "method": method,

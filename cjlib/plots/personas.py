@@ -40,6 +40,12 @@ def _axes(ax: Axes | None, size: tuple[float, float]) -> Axes:
     return ax
 
 
+def _err(centre: pd.Series, low: pd.Series, high: pd.Series, scale: float = 1.0) -> np.ndarray:
+    """Whisker lengths (never negative: a bound equal to the estimate can differ by rounding)."""
+    c, lo, hi = (np.asarray(x, dtype=float) * scale for x in (centre, low, high))
+    return np.clip(np.vstack([c - lo, hi - c]), 0, None)
+
+
 def _tidy(ax: Axes) -> None:
     ax.spines[["top", "right"]].set_visible(False)
 
@@ -75,7 +81,7 @@ def plot_persona_sizes(summary: pd.DataFrame, *, ax: Axes | None = None) -> Axes
     ax = _axes(ax, (7, 0.55 * len(summary) + 1.2))
     y = np.arange(len(summary))[::-1]
     share = summary["share"] * 100
-    err = [share - summary["share_low"] * 100, summary["share_high"] * 100 - share]
+    err = _err(summary["share"], summary["share_low"], summary["share_high"], 100)
     ax.barh(y, share, xerr=err, color="#4C72B0", capsize=3, ecolor="#333333")
     labels = [f"{int(i)}. {n}" for i, n in zip(summary.persona_id, summary.persona, strict=True)]
     ax.set_yticks(y, labels, fontsize=8)
@@ -124,7 +130,7 @@ def plot_persona_stability(stability: Any, *, ax: Axes | None = None) -> Axes:
     p = stability.personas
     ax = _axes(ax, (6, 0.5 * len(p) + 1.4))
     y = np.arange(len(p))[::-1]
-    err = [p["jaccard"] - p["jaccard_low"], p["jaccard_high"] - p["jaccard"]]
+    err = _err(p["jaccard"], p["jaccard_low"], p["jaccard_high"])
     colors = np.where(p["flagged"], "#C44E52", "#55A868")
     ax.barh(y, p["jaccard"], xerr=err, color=colors, capsize=3, ecolor="#333333")
     for x in (0.6, 0.75, 0.85):
@@ -150,7 +156,7 @@ def plot_persona_stages(stages: pd.DataFrame, *, ax: Axes | None = None) -> Axes
     for pid, g in stages.groupby("persona_id"):
         g = g.set_index("stage").reindex(order)
         share = g["reached_share"] * 100
-        err = [share - g["reached_low"] * 100, g["reached_high"] * 100 - share]
+        err = _err(g["reached_share"], g["reached_low"], g["reached_high"], 100)
         ax.errorbar(x, share, yerr=err, marker="o", capsize=3, label=f"persona {pid}")
     ax.set_xticks(x, order)
     ax.set_ylim(0, 105)

@@ -1,0 +1,128 @@
+"""Persona pipeline timings: features from 1e7 events, clustering 1e6 customers, the whole run.
+
+    .venv/bin/python benchmarks/bench_personas.py --events 10000000 --repeats 3
+
+Generates a seeded synthetic log with cjlib.synth (Parquet, in a temp folder; about 7.1 events per
+customer, so 1e7 events is about 1.4 million customers) and times, in the same process:
+
+1. feature building through the engine (DuckDB; events + customers + surveys -> one row per
+   customer) against a plain pandas groupby baseline of the behaviour block (same numbers checked);
+2. clustering every customer: preparation, k-means fitted on a 20,000-customer sample, assignment
+   of all customers (the scalable path), against k-means fitted on all customers;
+3. the whole pipeline: features, k chosen by prediction strength (2..8 on a 10,000 sample), fit,
+   20 bootstrap refits (each assigning every customer), persona cards.
+
+Prints medians, ratios, the ARI of the sample fit against the full fit and against the planted
+personas, and peak memory.
+"""
+
+from __future__ import annotations
+
+import argparse
+import resource
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+import cjlib as cj
+from cjlib import personas, synth
+
+
+def median_time(fn, repeats: int) -> tuple[float, object]:
+    times, out = [], None
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        out = fn()
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times), out
+
+
+def pandas_behaviour(frame: pd.DataFrame) -> pd.DataFrame:
+    """Orders, revenue, events, touches and first/last time per customer, in pandas only."""
+    paid = frame["revenue"].fillna(0) > 0
+    g = frame.assign(paid=paid, rev=frame["revenue"].where(paid, 0.0),
+                     touch=frame["channel"].notna()).groupby("customer_id")  # fmt: skip
+    return g.agg(
+        first=("timestamp", "min"),
+        last=("timestamp", "max"),
+        events=("event", "size"),
+        frequency=("paid", "sum"),
+        monetary=("rev", "sum"),
+        touches=("touch", "sum"),
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--events", type=float, default=1e7)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--seed", type=int, default=11)
+    parser.add_argument("--no-baseline", action="store_true", help="skip the pandas baseline")
+    args = parser.parse_args()
+    n_customers = int(args.events / 7.1)
+    from sklearn.cluster import KMeans
+    from sklearn.metrics import adjusted_rand_score
+
+    with tempfile.TemporaryDirectory() as tmp:
+        t0 = time.perf_counter()
+        files = synth.write(Path(tmp) / "d", n_customers, random_state=args.seed, fmt="parquet",
+                            progress=False)  # fmt: skip
+        gen = time.perf_counter() - t0
+        events = cj.load_events(files["events"])
+        customers = cj.load_customers(files["customers"])
+        surveys = cj.load_surveys(files["surveys"])
+        print(f"{n_customers:,} customers, {len(events):,} events (generated in {gen:.1f} s)")
+
+        def build():
+            return personas.customer_features(events, customers=customers, surveys=surveys)
+
+        t_feat, features = median_time(build, args.repeats)
+        print(f"1. features (duckdb, 3 tables, all blocks): median {t_feat:.2f} s")
+        if not args.no_baseline:
+            frame = events.to_pandas()[["customer_id", "timestamp", "event", "channel", "revenue"]]
+            t_pd, base = median_time(lambda: pandas_behaviour(frame), args.repeats)
+            mine = features.frame.set_index("customer_id")
+            assert (base["frequency"].to_numpy() == mine.loc[base.index, "frequency"]).all()
+            assert np.allclose(base["monetary"], mine.loc[base.index, "monetary"])
+            print(f"   pandas baseline (behaviour block only, data in memory): median "
+                  f"{t_pd:.2f} s; ratio pandas / duckdb {t_pd / t_feat:.2f}x")  # fmt: skip
+            del frame
+        weights = personas.DEFAULT_WEIGHTS
+        t_prep, prepared = median_time(
+            lambda: personas.prepare_features(features, weights=weights), args.repeats
+        )
+
+        def cluster_sample():
+            return personas.fit_clusters(prepared, k=4, sample_size=20_000, n_init=4)
+
+        t_fit, fit = median_time(cluster_sample, args.repeats)
+        print(f"2. clustering {len(prepared):,} customers: prepare {t_prep:.2f} s + fit on "
+              f"20,000 and assign all {t_fit:.2f} s")  # fmt: skip
+        t0 = time.perf_counter()
+        full = KMeans(4, n_init=1, random_state=0).fit(prepared.matrix)
+        t_full = time.perf_counter() - t0
+        agree = adjusted_rand_score(full.labels_, fit.labels)
+        print(
+            f"   baseline k-means on all customers (n_init=1): {t_full:.2f} s; "
+            f"ratio {t_full / t_fit:.1f}x; ARI sample fit vs full fit {agree:.3f}"
+        )
+        truth = pd.read_parquet(files["customer_persona"]).set_index("customer_id")
+        hidden = truth.loc[prepared.customer_id, "persona"].to_numpy()
+        print(f"   ARI against the planted personas: {adjusted_rand_score(hidden, fit.labels):.3f}")
+
+        def whole():
+            return personas.find_personas(events, customers=customers, surveys=surveys)
+
+        t_all, result = median_time(whole, max(1, args.repeats - 2))
+        print(f"3. whole pipeline (features, k by prediction strength, fit, 20 bootstraps, "
+              f"cards): {t_all:.2f} s; chosen k = {result.k}; bootstrap ARI "
+              f"{result.stability.summary['ari_mean']:.3f}")  # fmt: skip
+        print(f"peak RSS: {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MiB")
+
+
+if __name__ == "__main__":
+    main()
