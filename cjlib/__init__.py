@@ -60,6 +60,17 @@ _EXPORTS = {
     "funnel_trends": "cjlib.funnels",
     "dropoff_drivers": "cjlib.funnels",
     "stage_view": "cjlib.funnels",
+    "customer_features": "cjlib.personas",
+    "prepare_features": "cjlib.personas",
+    "fit_clusters": "cjlib.personas",
+    "select_k": "cjlib.personas",
+    "bootstrap_stability": "cjlib.personas",
+    "persona_cards": "cjlib.personas",
+    "find_personas": "cjlib.personas",
+    "PersonaModel": "cjlib.personas",
+    "PersonaResult": "cjlib.personas",
+    "rfm_segments": "cjlib.personas",
+    "read_assignment": "cjlib.personas",
     "VocResult": "cjlib.voc",
     "voc_scores": "cjlib.voc",
     "nps_interval": "cjlib.voc",
@@ -89,6 +100,7 @@ _SUBMODULES = {
     "voc",
     "journeymap",
     "funnels",
+    "personas",
 }
 
 

@@ -25,6 +25,14 @@ from cjlib.plots.funnels import (
 )
 from cjlib.plots.journeymap import plot_journey_map, plot_pain_points
 from cjlib.plots.journeys import plot_furthest_stage, plot_transition_matrix
+from cjlib.plots.personas import (
+    plot_k_selection,
+    plot_persona_profiles,
+    plot_persona_sizes,
+    plot_persona_stability,
+    plot_persona_stages,
+    plot_rfm_segments,
+)
 
 __all__ = [
     "plot_cohort_trend",
@@ -34,9 +42,15 @@ __all__ = [
     "plot_funnel",
     "plot_furthest_stage",
     "plot_journey_map",
+    "plot_k_selection",
     "plot_lifts",
     "plot_pain_points",
     "plot_path_sankey",
+    "plot_persona_profiles",
+    "plot_persona_sizes",
+    "plot_persona_stability",
+    "plot_persona_stages",
+    "plot_rfm_segments",
     "plot_segment_effects",
     "plot_segment_gaps",
     "plot_sequential",
