@@ -1,7 +1,7 @@
 """Progress for long cjlib loops that reads well everywhere.
 
 - JupyterLab (interactive kernel): a widget bar.
-- A batch report (the runner sets ``CJLIB_BATCH=1``): one finished line when the loop ends
+- A batch report (the runner sets ``CJLIB_BATCH=1``): one finished line on stdout at the end
   (``bootstrap: 100% 400/400 in 3.1 s``); an exported report never shows a frozen "0 %".
 - A terminal script: a plain-text bar on stderr.
 """
@@ -25,7 +25,7 @@ def _finished_line(iterable: Iterable, total: int | None, desc: str | None) -> I
         yield item
     print(
         f"{desc or 'progress'}: 100% {n}/{total or n} in {time.perf_counter() - start:.1f} s",
-        file=sys.stderr,
+        file=sys.stdout,  # stderr is drawn like an error in exported HTML
     )
 
 

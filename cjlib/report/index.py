@@ -36,6 +36,11 @@ def write_index(
 ) -> None:
     """Write ``folder/index.html``."""
     esc = html.escape
+    titles = info.get("titles", {})
+
+    def label(stem: str) -> str:
+        return titles.get(stem) or title_of(stem)
+
     rows = []
     for p in paths:
         stem = p.stem
@@ -53,7 +58,7 @@ def write_index(
         ]
         seconds = info.get("seconds", {}).get(stem)
         rows.append(
-            f"<tr><td><b>{esc(title_of(stem))}</b><br><small>{esc(stem)}</small></td>"
+            f"<tr><td><b>{esc(label(stem))}</b><br><small>{esc(stem)}</small></td>"
             f"<td>{esc(str(headline))}</td><td>{status}</td>"
             f"<td>{' · '.join(links)}</td><td>{seconds if seconds is not None else ''} s"
             "</td></tr>"

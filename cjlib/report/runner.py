@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from cjlib.report.glue import jsonable, read_glued
-from cjlib.report.index import write_index
+from cjlib.report.index import title_of, write_index
 from cjlib.report.lineage import code_cell, environment, fingerprint, git_commit
 from cjlib.report.params import Parameter, assign, notebook_parameters
 from cjlib.report.summary import write_summary
@@ -119,6 +119,14 @@ def _input_files(notebook: Path, declared: Mapping[str, Parameter], given: Mappi
     return found
 
 
+def _heading(nb: Any) -> str | None:
+    """The notebook's title: the first ``# heading`` of its first markdown cell."""
+    for cell in nb.cells:
+        if cell.cell_type == "markdown" and cell.source.startswith("# "):
+            return cell.source.splitlines()[0][2:].strip()
+    return None
+
+
 def _one_line(exc: BaseException) -> str:
     text = str(exc).strip().splitlines()
     last = next((line for line in reversed(text) if line.strip()), "")
@@ -160,6 +168,7 @@ def run_notebooks(
     seconds: dict[str, float] = {}
     results: dict[str, dict] = {}
     inputs: set[Path] = set()
+    titles: dict[str, str] = {}
     try:
         bar = _progress(paths, progress)
         for nb_path in bar:
@@ -187,6 +196,7 @@ def run_notebooks(
                 continue
             nb = nbformat.read(str(executed), as_version=4)
             results[nb_path.stem] = read_glued(nb)
+            titles[nb_path.stem] = _heading(nb) or title_of(nb_path.stem)
             # papermill's own error banners are replaced by ours, which says more
             nb.cells = [
                 c for c in nb.cells if "papermill-error-cell-tag" not in c.metadata.get("tags", [])
@@ -207,6 +217,7 @@ def run_notebooks(
             "started": started.isoformat(timespec="seconds"),
             "finished": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
             "notebooks": [p.stem for p in paths],
+            "titles": titles,
             "parameters": given,
             "parameters_by_notebook": {p.stem: v for p, v in per_notebook.items()},
             "failures": failures,

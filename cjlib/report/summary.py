@@ -47,20 +47,25 @@ def write_summary(
 ) -> None:
     """Write ``folder/summary.html``."""
     esc = html.escape
+    titles = info.get("titles", {})
+
+    def label(stem: str) -> str:
+        return titles.get(stem) or title_of(stem)
+
     studies = []
     for p in paths:
         headline = results.get(p.stem, {}).get("headline") or "(no headline recorded)"
         if p.stem in failures:
             headline = f"Report failed: {failures[p.stem]}"
         studies.append(
-            f"<li><a href='{esc(p.stem)}.html'><b>{esc(title_of(p.stem))}</b></a>: "
+            f"<li><a href='{esc(p.stem)}.html'><b>{esc(label(p.stem))}</b></a>: "
             f"{esc(str(headline))}</li>"
         )
     best = opportunities(results)
     if best:
         items = "".join(
             f"<li><b>{esc(o['title'])}</b> ({o['customers']:,} customers; from "
-            f"<a href='{esc(o['study'])}.html'>{esc(title_of(o['study']))}</a>)<br>"
+            f"<a href='{esc(o['study'])}.html'>{esc(label(o['study']))}</a>)<br>"
             f"<span class='meta'>{esc(o['evidence'])}</span></li>"
             for o in best
         )
