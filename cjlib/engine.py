@@ -212,6 +212,53 @@ class Engine:
             else:
                 self._cached.pop(id(table), table).release()
 
+    # -- time arithmetic -----------------------------------------------------------------------
+    def epoch_us(self, col: ir.TimestampValue) -> ir.IntegerValue:
+        """Microseconds since 1970-01-01 UTC as int64 (null stays null).
+
+        Ibis's ``epoch_seconds()`` casts a UTC timestamp to a naive one first, which DuckDB does
+        through its time-zone library: ~18x slower than reading the stored microseconds
+        (1.24 s vs 0.07 s per 1e7 values here). Use this for every duration over event rows.
+        """
+        return _builtin(self.name, "epoch_us")(col)
+
+    def epoch_seconds(self, col: ir.TimestampValue) -> ir.FloatingValue:
+        """Seconds since 1970-01-01 UTC as float64, exact to the microsecond."""
+        return self.epoch_us(col) / 1_000_000
+
+    def from_epoch_us(self, col: ir.IntegerValue) -> ir.TimestampValue:
+        """The UTC timestamp ``col`` microseconds after 1970-01-01 (inverse of :meth:`epoch_us`)."""
+        return _builtin(self.name, "from_epoch_us")(col)
+
+
+_BUILTINS = {  # cjlib name -> {backend: SQL function}
+    "epoch_us": {"duckdb": "epoch_us", "pyspark": "unix_micros"},
+    "from_epoch_us": {"duckdb": "make_timestamptz", "pyspark": "timestamp_micros"},
+}
+_builtin_cache: dict[tuple[str, str], Any] = {}
+
+
+def _builtin(backend: str, name: str) -> Any:
+    """An Ibis builtin scalar UDF calling the backend's own function for ``name``."""
+    key = (backend, name)
+    if key not in _builtin_cache:
+        import ibis
+        import ibis.expr.datatypes as dt
+
+        sql = _BUILTINS[name].get(backend)
+        if sql is None:  # pragma: no cover - only two backends exist
+            raise NotImplementedError(f"{name} is not available on {backend}")
+
+        def fn(x):  # noqa: ANN001, ANN202 - types set below (annotations are strings here)
+            ...
+
+        utc = dt.Timestamp(timezone="UTC")
+        arg, out = (utc, dt.int64) if name == "epoch_us" else (dt.int64, utc)
+        fn.__annotations__ = {"x": arg, "return": out}
+        fn.__name__ = f"cjlib_{name}"
+        _builtin_cache[key] = ibis.udf.scalar.builtin(name=sql)(fn)
+    return _builtin_cache[key]
+
 
 _default: Engine | None = None
 ENGINES = ("duckdb", "spark")

@@ -209,7 +209,9 @@ class Journeys:
         return cls(channels, codes, offsets, conv, null, val, params=dict(params or {}))
 
 
-def _touch_table(t: ir.Table, conversion_event: str, lookback_days: float) -> ir.Table:
+def _touch_table(
+    t: ir.Table, conversion_event: str, lookback_days: float, engine: Engine
+) -> ir.Table:
     """Touch rows with journey key ``(customer_id, k)``, conversion time/value, age (seconds)."""
     import ibis
 
@@ -233,7 +235,7 @@ def _touch_table(t: ir.Table, conversion_event: str, lookback_days: float) -> ir
     )
     last = j.timestamp.max().over(ibis.window(group_by=["customer_id", "k"]))
     end = j.conv_time.coalesce(last)
-    age = (end.epoch_seconds() - j.timestamp.epoch_seconds()).cast("float64")
+    age = engine.epoch_seconds(end) - engine.epoch_seconds(j.timestamp)
     j = j.mutate(age=age, converted=j.conv_time.notnull().cast("int64"))
     return j.filter(j.age <= float(lookback_days) * 86400.0), convs
 
@@ -273,7 +275,7 @@ def touch_journeys(
     found = engine.to_pandas(t.filter(t.event == conversion_event).count())
     if int(found) == 0:
         raise ValueError(f"conversion_event {conversion_event!r} does not occur in the events")
-    j, convs = _touch_table(t, conversion_event, lookback_days)
+    j, convs = _touch_table(t, conversion_event, lookback_days, engine)
     key = ["customer_id", "k"]
     order = ["timestamp", "channel"]
     if collapse_repeats:

@@ -302,7 +302,7 @@ def customer_outcomes(
         if "assigned_at" in ev.columns:
             ev = ev.filter(ev.timestamp >= ev.assigned_at)
             if window_days is not None:
-                lag = ev.timestamp.epoch_seconds() - ev.assigned_at.epoch_seconds()
+                lag = engine.epoch_seconds(ev.timestamp) - engine.epoch_seconds(ev.assigned_at)
                 ev = ev.filter(lag < float(window_days) * 86400.0)
         names = {q: f"q{i}" for i, q in enumerate(sorted(event_q, key=repr))}
         per = ev.group_by("customer_id").aggregate(

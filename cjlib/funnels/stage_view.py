@@ -47,7 +47,7 @@ def dwell_times(
     _, engine = as_table(events, engine)
     window = ibis.window(group_by="customer_id", order_by=list(_ORDER))
     steps = steps.mutate(next_ts=steps.timestamp.lead().over(window))
-    minutes = ((steps.next_ts.epoch_seconds() - steps.timestamp.epoch_seconds()) / 60).floor()
+    minutes = ((engine.epoch_us(steps.next_ts) - engine.epoch_us(steps.timestamp)) / 60e6).floor()
     steps = steps.mutate(minutes=ibis.ifelse(steps.next_ts.isnull(), -1, minutes.cast("int64")))
     hist = engine.to_pandas(
         steps.group_by(["stage_index", "minutes"]).aggregate(n=steps.count())

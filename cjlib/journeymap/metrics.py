@@ -343,7 +343,7 @@ def _time_to_second(t: Any, engine: Engine, stage: str, confidence: float) -> di
     o = o.mutate(k=ibis.row_number().over(w)).filter(lambda x: x.k <= 1)
     two = o.group_by("customer_id").aggregate(a=o.timestamp.min(), b=o.timestamp.max(), n=o.count())
     two = two.filter(two.n == 2)
-    days = ((two.b.epoch_seconds() - two.a.epoch_seconds()) / 86400).floor().cast("int64")
+    days = ((engine.epoch_us(two.b) - engine.epoch_us(two.a)) / 86_400e6).floor().cast("int64")
     two = two.mutate(days=days)
     hist = engine.to_pandas(two.group_by("days").aggregate(n=two.count()))
     note = (

@@ -71,7 +71,7 @@ def slow_steps(events: Any, stages: Any, *, engine: Engine | None = None) -> pd.
     w = ibis.window(group_by="customer_id", order_by=list(_ORDER))
     steps = steps.mutate(next_ts=steps.timestamp.lead().over(w))
     steps = steps.filter(steps.next_ts.notnull())
-    hours = (steps.next_ts.epoch_seconds() - steps.timestamp.epoch_seconds()) / 3600
+    hours = (engine.epoch_us(steps.next_ts) - engine.epoch_us(steps.timestamp)) / 3600e6
     steps = steps.mutate(hours=hours.cast("float64"))
     threshold = float(engine.to_pandas(steps.hours.median()))
     slow = steps.hours > threshold

@@ -82,10 +82,10 @@ def rfm_segments(
     t, engine = as_table(events, engine)
     if "revenue" not in t.columns:
         raise ValueError(f"rfm_segments needs a revenue column in events; columns: {t.columns}")
-    last_any = t.timestamp.max().epoch_seconds().cast("float64")
+    last_any = engine.epoch_seconds(t.timestamp.max())
     paid = t.filter(t.revenue.notnull() & (t.revenue > 0))
     per = paid.group_by("customer_id").aggregate(
-        last=paid.timestamp.max().epoch_seconds().cast("float64"),
+        last=engine.epoch_seconds(paid.timestamp.max()),
         frequency=paid.count(),
         monetary=paid.revenue.sum(),
     )
