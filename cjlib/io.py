@@ -177,8 +177,6 @@ def _load(
     duplicates: str,
     duplicate_keys: Any,
 ) -> LoadedTable:
-    import ibis
-    import pandas as pd
 
     mapping = resolve_column_map(table, raw.columns, column_map)
     raw = raw.rename({new: old for old, new in mapping.items()}) if mapping else raw
@@ -187,37 +185,18 @@ def _load(
     counts = validate(coerced, raw, spec, checks, engine)
     rows_read = counts["rows"]
 
-    t, dropped = coerced, {}
-    keys = [c for c in spec.required if spec.types[c] in ("id", "text", "timestamp")]
-    missing = engine.to_pandas(t.aggregate(**{c: t[c].isnull().sum() for c in keys}))
-    for c in keys:
-        n = int(missing[c].iloc[0] or 0)
-        if n:
-            dropped[f"rows without {c}"] = n
-    if dropped:
-        t = t.filter(*[t[c].notnull() for c in keys])
-    time_col = "timestamp" if "timestamp" in t.columns else None
-    if (start is not None or end is not None) and time_col is None:
+    if (start is not None or end is not None) and "timestamp" not in coerced.columns:
         raise ValueError(f"start/end filter a timestamp column; table {table!r} has none")
-    if start is not None:
-        t = t.filter(t[time_col] >= ibis.literal(pd.Timestamp(start, tz="UTC")))
-    if end is not None:
-        t = t.filter(t[time_col] < ibis.literal(pd.Timestamp(end, tz="UTC")))
-    for column, wanted in (filters or {}).items():
-        if column not in t.columns:
+    for column in filters or {}:
+        if column not in coerced.columns:
             from cjlib.schema import did_you_mean
 
-            raise SchemaError(
-                table,
-                column,
-                "filters names an unknown column",
-                hint=did_you_mean(column, t.columns),
-            )
-        values = list(wanted) if isinstance(wanted, (list, tuple, set)) else [wanted]
-        t = t.filter(t[column].isin(values))
-
-    t = engine.materialize(t, prefix=f"cjlib_{table}")
+            raise SchemaError(table, column, "filters names an unknown column",
+                              hint=did_you_mean(column, coerced.columns))  # fmt: skip
+    # keep the coerced table first: every later count reads stored columns, not the parsing
+    t, dropped = engine.materialize(coerced, prefix=f"cjlib_{table}"), {}
     try:
+        t, dropped = _filtered(t, table, engine, start=start, end=end, filters=filters)
         rows = int(engine.to_pandas(t.count()))
         if rows == 0:
             raise SchemaError(
@@ -230,12 +209,15 @@ def _load(
         unknown = [k for k in dup_keys if k not in t.columns]
         if unknown:
             raise ValueError(f"duplicate_keys: unknown columns {unknown}; columns are {t.columns}")
-        n_distinct = int(engine.to_pandas(t.select(dup_keys).distinct().count()))
-        n_dupes = rows - n_distinct
+        copies = engine.materialize(_duplicate_groups(t, dup_keys))  # small: duplicates only
+        try:
+            found = engine.to_pandas(copies.aggregate(n=(copies.copies - 1).sum().coalesce(0)))
+            n_dupes = int(found["n"].iloc[0])
+            examples = engine.to_pandas(copies, limit=EXAMPLES) if n_dupes else None
+        finally:
+            engine.release(copies)
         notes: list[str] = []
         if n_dupes:
-            grouped = t.group_by(dup_keys).aggregate(copies=t.count())
-            examples = engine.to_pandas(grouped.filter(grouped.copies > 1), limit=EXAMPLES)
             if duplicates == "error":
                 raise SchemaError(
                     table,
@@ -253,7 +235,7 @@ def _load(
                 engine.release(t)
                 t = kept
                 dropped["exact duplicates"] = n_dupes
-                rows = n_distinct
+                rows -= n_dupes
             else:
                 notes.append(
                     f"{n_dupes:,} exact duplicate rows kept (duplicates='drop' removes them)"
@@ -271,6 +253,57 @@ def _load(
         notes.append(f"dropped {n:,} {what}")
     report = LoadReport(table, label, rows_read, rows, mapping, dropped, n_dupes, tuple(notes))
     return LoadedTable(table, t, engine, report)
+
+
+def _filtered(
+    t: ir.Table, table: str, engine: Engine, *, start: Any, end: Any, filters: Any
+) -> tuple[ir.Table, dict[str, int]]:
+    """Drop rows without a key column, then apply start/end and ``filters`` (checked by the
+    caller); a filtered table is kept anew (and the input released). Returns it and the dropped
+    counts."""
+    import ibis
+    import pandas as pd
+
+    spec = spec_for(table)
+    dropped: dict[str, int] = {}
+    keys = [c for c in spec.required if spec.types[c] in ("id", "text", "timestamp")]
+    missing = engine.to_pandas(t.aggregate(**{c: t[c].isnull().sum() for c in keys}))
+    for c in keys:
+        n = int(missing[c].iloc[0] or 0)
+        if n:
+            dropped[f"rows without {c}"] = n
+    out = t.filter(*[t[c].notnull() for c in keys]) if dropped else t
+    time_col = "timestamp"
+    if start is not None:
+        out = out.filter(out[time_col] >= ibis.literal(pd.Timestamp(start, tz="UTC")))
+    if end is not None:
+        out = out.filter(out[time_col] < ibis.literal(pd.Timestamp(end, tz="UTC")))
+    for column, wanted in (filters or {}).items():
+        values = list(wanted) if isinstance(wanted, (list, tuple, set)) else [wanted]
+        out = out.filter(out[column].isin(values))
+    if out is t:
+        return t, dropped
+    kept = engine.materialize(out, prefix=f"cjlib_{table}")
+    engine.release(t)
+    return kept, dropped
+
+
+def _duplicate_groups(t: ir.Table, keys: list[str]) -> ir.Table:
+    """``keys..., copies`` for every group of exact duplicates (copies > 1).
+
+    Exact, without grouping every row by every column: rows are first grouped by a combined
+    hash of the keys (one integer), and only rows whose hash occurs more than once are grouped
+    by the keys themselves (hash collisions are thereby ruled out, not counted).
+    """
+    h = t[keys[0]].hash()
+    for k in keys[1:]:
+        h = h ^ t[k].hash()
+    hashed = t.mutate(_h=h)
+    twice = hashed.group_by("_h").aggregate(_n=hashed.count())
+    twice = twice.filter(twice._n > 1)
+    rows = hashed.semi_join(twice, "_h").select(*keys)
+    grouped = rows.group_by(keys).aggregate(copies=rows.count())
+    return grouped.filter(grouped.copies > 1)
 
 
 def report_frame(tables: Sequence[LoadedTable]) -> pd.DataFrame:

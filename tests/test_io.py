@@ -7,6 +7,7 @@ offending rows, leave the input file byte-identical, and leave no table behind i
 from __future__ import annotations
 
 import hashlib
+import warnings
 
 import duckdb
 import pandas as pd
@@ -216,6 +217,23 @@ def test_duplicates_reported_kept_or_dropped_on_request(tiny_events, write_csv, 
     assert "copies" in str(err)
 
 
+def test_duplicates_are_exact_rows_not_hash_collisions(engine):
+    """Duplicates are found through a combined hash of the columns (XOR of column hashes), then
+    confirmed on the values: rows whose values are swapped between two text columns share that
+    hash but are not duplicates; a row present three times is 2 duplicates, not 3."""
+    base = {"timestamp": ["2026-01-01T00:00:00Z"] * 5, "event": ["visit"] * 5}
+    df = pd.DataFrame(
+        {"customer_id": ["a", "b", "c", "c", "c"], "channel": ["b", "a", "x", "x", "x"], **base}
+    )
+    with pytest.warns(DataQualityWarning, match=r"events: 2 exact duplicate rows"):
+        loaded = cj.load_events(df, engine=engine)
+    assert loaded.report.duplicates == 2
+    swapped = df.iloc[:2]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", DataQualityWarning)
+        assert cj.load_events(swapped, engine=engine).report.duplicates == 0
+
+
 def test_negative_revenue(tiny_events, write_csv, engine):
     bad = tiny_events.copy()
     bad.loc[5, "revenue"] = -40.0
@@ -330,3 +348,14 @@ def test_numeric_property_columns_become_numbers(write_csv, engine):
     assert exp["pre_spend"].dtype == "float64" and exp["pre_spend"].sum() == 3.5
     assert list(exp["order_id"]) == ["007", "010", "011"]
     assert list(exp["segment"]) == ["x", "1", "2"]
+
+
+def test_text_after_the_first_rows_keeps_a_property_column_text(write_csv, engine):
+    """The first 10,000 rows are checked first (a text value there settles it); a column numeric
+    there but with text later must still stay text (the full scan decides)."""
+    n = 10_050
+    df = pd.DataFrame({"customer_id": [str(i) for i in range(n)], "experiment": ["e"] * n,
+                       "variant": ["a", "b"] * (n // 2), "late_text": ["1"] * (n - 1) + ["x"],
+                       "all_numbers": ["2"] * n})  # fmt: skip
+    schema = cj.load_experiments(write_csv(df), engine=engine).expr.schema()
+    assert schema["late_text"].is_string() and schema["all_numbers"].is_integer()
