@@ -1,7 +1,8 @@
 """Ordered 5-step funnel with a 7-day window: cjlib vs vectorised pandas vs hand-written DuckDB SQL.
 
     .venv/bin/python benchmarks/bench_funnels.py --sizes 1e5 1e6 1e7 --repeats 3
-    .venv/bin/python benchmarks/bench_funnels.py --sizes 1e8 --methods cjlib --repeats 1
+    .venv/bin/python benchmarks/bench_funnels.py --sizes 1e8 --methods cjlib duckdb_sql \
+        --repeats 1 --source parquet --memory-limit 3GB --keep /tmp/funnel_data
 
 A seeded synthetic log (customers = events / 10, each active for 14 days of 90; 12 event
 names) is written to Parquet in chunks of 1e6 rows (so 1e8 events never sit in pandas). Each
@@ -11,6 +12,10 @@ reports the median wall time, the per-step customer counts and its own peak RSS 
 loading included; ``wait4`` ru_maxrss where /proc is missing). All methods must give identical
 counts. cjlib runs the full :func:`cjlib.funnels.funnel` (counts, in-progress, Wilson
 intervals, time-to-convert histograms), i.e. more work than the two baselines.
+
+``--source parquet`` is for logs larger than memory (the 1e8 run): the DuckDB methods query the
+Parquet file through a view, with DuckDB's ``memory_limit`` and spilling to a temporary folder;
+pandas cannot take part (1e8 rows do not fit in a few GB). ``--keep DIR`` reuses generated files.
 """
 
 from __future__ import annotations
@@ -115,10 +120,19 @@ def _sql() -> str:
 
 
 def _duck_table(path: Path):
+    """DuckDB with ``events``: an in-memory table (ENUM ``event``), or (``CJ_BENCH_SOURCE`` =
+    ``parquet``) a view over the Parquet file with a memory limit (``CJ_BENCH_MEMORY``) and
+    spilling to a temporary folder: how a log larger than memory is queried."""
     from cjlib.engine import Engine
 
-    eng = Engine.duckdb()
     names = ", ".join(f"'{s}'" for s in STEPS + OTHER)
+    if os.environ.get("CJ_BENCH_SOURCE") == "parquet":
+        eng = Engine.duckdb(memory_limit=os.environ.get("CJ_BENCH_MEMORY", "3GB"))
+        eng.con.raw_sql(f"SET temp_directory = '{tempfile.mkdtemp(prefix='cj_spill_')}'")
+        eng.con.raw_sql("SET preserve_insertion_order = false")
+        eng.con.raw_sql(f"CREATE VIEW events AS SELECT * FROM read_parquet('{path}')")
+        return eng
+    eng = Engine.duckdb()
     eng.con.raw_sql(f"CREATE TYPE ev AS ENUM ({names})")
     eng.con.raw_sql(
         "CREATE TABLE events AS SELECT customer_id, timestamp, CAST(event AS ev) AS event "
@@ -197,18 +211,34 @@ def main() -> None:
     parser.add_argument("--methods", nargs="+", default=list(METHODS))
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--child", nargs=2, metavar=("METHOD", "PATH"))
+    parser.add_argument(
+        "--source",
+        choices=["memory", "parquet"],
+        default="memory",
+        help="DuckDB methods: load into an in-memory table (default) or query the Parquet file "
+        "with a memory limit (--memory-limit) and spilling, for logs larger than memory",
+    )
+    parser.add_argument("--memory-limit", default="3GB")
+    parser.add_argument("--keep", help="generate into / reuse this folder instead of a temp one")
     args = parser.parse_args()
     if args.child:
         child(args.child[0], args.child[1], args.repeats)
         return
+    os.environ["CJ_BENCH_SOURCE"] = args.source
+    os.environ["CJ_BENCH_MEMORY"] = args.memory_limit
+    print(f"DuckDB source: {args.source}" + (f", memory limit {args.memory_limit}"
+          if args.source == "parquet" else ""))  # fmt: skip
     print(f"{'events':>12} {'method':>11} {'median s':>9} {'vs SQL':>7} {'vs pandas':>9} "
           f"{'peak MB':>8}  counts")  # fmt: skip
     with tempfile.TemporaryDirectory() as tmp:
         for size in args.sizes:
             n = int(float(size))
-            path = Path(tmp) / f"events_{n}.parquet"
+            folder = Path(args.keep or tmp)
+            folder.mkdir(parents=True, exist_ok=True)
+            path = folder / f"events_{n}.parquet"
             t0 = time.perf_counter()
-            generate(path, n)
+            if not (args.keep and path.exists()):
+                generate(path, n)
             gen = time.perf_counter() - t0
             results = {m: run_child(m, path, args.repeats) for m in args.methods}
             counts = {m: r["counts"] for m, r in results.items()}
