@@ -181,6 +181,26 @@ def test_suppress_and_identifier_guard():
         report.set_privacy(min_cell_size=0)
 
 
+def test_table_shows_an_estimate_and_its_interval_in_one_column():
+    """x, x_low, x_high -> "x (low–high)"; missing bounds show the estimate alone, a missing
+    estimate the dash; counts keep their separators; intervals=False keeps three columns."""
+    import re
+
+    nan = float("nan")
+    df = pd.DataFrame({"label": ["a", "b", "c"], "customers": [1200, 40, 30],
+                       "rate": [0.194, 0.5, nan], "rate_low": [0.179, nan, nan],
+                       "rate_high": [0.211, nan, nan], "lift": [1.234, 2.0, 1.0],
+                       "lift_low": [1.0, 1.5, 0.5], "lift_high": [1.5, 2.5, 1.5]})  # fmt: skip
+    html = report.table(df, percent=["rate", "rate_low", "rate_high"], decimals={"lift": 1})
+    html = html.to_html()
+    cells = re.findall(r"<td[^>]*>([^<]*)</td>", html)
+    assert re.findall(r"<th[^>]*>([^<]*)</th>", html) == ["label", "customers", "rate", "lift"]
+    assert cells[:4] == ["a", "1,200", "19.4% (17.9%–21.1%)", "1.2 (1.0–1.5)"]
+    assert cells[6] == "50.0%" and cells[10] == "—"
+    plain = report.table(df, percent=["rate"], intervals=False).to_html()
+    assert "rate_low" in plain
+
+
 def test_cj_list_shows_parameters(good, capsys):
     assert cli.main(["list", str(good)]) == 0
     out = capsys.readouterr().out

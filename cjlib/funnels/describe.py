@@ -51,7 +51,7 @@ def describe_funnel(
         f"Of {result.entered:,} customers who entered, {int(last.customers):,} completed the "
         f"funnel: {_pct(last.conversion_from_start)} of the "
         f"{int(last.denominator_from_start):,} whose outcome is known (95 % CI "
-        f"{_pct(last.from_start_low)} to {_pct(last.from_start_high)})."
+        f"{_pct(last.conversion_from_start_low)} to {_pct(last.conversion_from_start_high)})."
     )
     waiting = int(s["in_progress"].sum())
     if waiting:

@@ -39,8 +39,8 @@ STEP_COLUMNS = [
     "conversion_low",
     "conversion_high",
     "conversion_from_start",
-    "from_start_low",
-    "from_start_high",
+    "conversion_from_start_low",
+    "conversion_from_start_high",
     "drop_off",
 ]
 
@@ -97,7 +97,7 @@ def step_table(counts: pd.DataFrame, spec: FunnelSpec, *, confidence: float = 0.
             out["continued"], den, confidence=confidence
         )
         out["conversion_from_start"] = np.where(den_start > 0, out["customers"] / den_start, np.nan)
-        out["from_start_low"], out["from_start_high"] = wilson_interval(
+        out["conversion_from_start_low"], out["conversion_from_start_high"] = wilson_interval(
             out["customers"], den_start, confidence=confidence
         )
     out["drop_off"] = 1 - out["conversion"]

@@ -48,7 +48,7 @@ def plot_funnel(result: Any, *, ax: Axes | None = None) -> Axes:
     ax = _axes(ax, (max(6.0, 1.6 * len(s) + 2), 4.0))
     x = list(range(len(s)))
     share = s["conversion_from_start"] * 100
-    err = _err(share, s["from_start_low"] * 100, s["from_start_high"] * 100)
+    err = _err(share, s["conversion_from_start_low"] * 100, s["conversion_from_start_high"] * 100)
     ax.bar(x, share, color=BLUE, yerr=err, capsize=4, ecolor="#333333", label="reached the step")
     waiting = s["in_progress"].cumsum() / max(result.entered, 1) * 100
     ax.bar(x, waiting, bottom=share, color="white", edgecolor=GREY, hatch="///",

@@ -119,13 +119,16 @@ def table(
     decimals: Mapping[str, int] | None = None,
     caption: str | None = None,
     counts: Sequence[str] | None = None,
+    intervals: bool = True,
 ) -> Any:
     """A report-ready view of a result table: privacy applied, separators, percentages.
 
     ``percent`` columns hold shares (0-1) shown as ``12.3 %``; integers get thousands separators;
-    floats ``decimals[column]`` places (default 2). Rows describing fewer than ``min_cell_size``
-    customers (per the ``counts`` columns) are blanked and marked "suppressed". Columns that
-    identify customers are refused unless row-level output was allowed. Returns a ``Styler``.
+    floats ``decimals[column]`` places (default 2). With ``intervals`` (default), a column ``x``
+    with ``x_low`` and ``x_high`` beside it is shown as one column ``x (low–high)``, so tables
+    with intervals fit the page. Rows describing fewer than ``min_cell_size`` customers (per the
+    ``counts`` columns) are blanked and marked "suppressed". Columns that identify customers are
+    refused unless row-level output was allowed. Returns a ``Styler``.
     """
     import pandas as pd
 
@@ -139,8 +142,13 @@ def table(
     shown = suppress(df, counts=counts)
     marked = shown.pop("suppressed") if "suppressed" in shown else pd.Series(False, shown.index)
     decimals = dict(decimals or {})
+    merged: list[str] = []
+    if intervals:
+        shown, merged = _merge_intervals(shown, percent, decimals)
     formats: dict[str, Any] = {}
     for col in shown.columns:
+        if col in merged:
+            continue  # already text
         if col in percent:
             formats[col] = "{:.1%}"
         elif pd.api.types.is_integer_dtype(shown[col]) or (
@@ -149,7 +157,7 @@ def table(
             formats[col] = "{:,.0f}"
         elif pd.api.types.is_float_dtype(shown[col]):
             formats[col] = "{:,.%sf}" % decimals.get(col, 2)  # noqa: UP031
-    text = [c for c in shown.columns if not pd.api.types.is_numeric_dtype(shown[c])]
+    text = [c for c in shown.columns if not pd.api.types.is_numeric_dtype(df.get(c, shown[c]))]
     na = "—"
     styler = shown.style.format(formats, na_rep=na).hide(axis="index")
     if marked.any():
@@ -162,6 +170,34 @@ def table(
     styler = styler.set_properties(subset=text, **{"text-align": "left"})
     styler = styler.set_table_styles([{"selector": "th", "props": [("text-align", "left")]}])
     return styler.set_caption(caption) if caption else styler
+
+
+def _merge_intervals(
+    df: Any, percent: Sequence[str], decimals: Mapping[str, int]
+) -> tuple[Any, list[str]]:
+    """``x``, ``x_low``, ``x_high`` -> one text column ``x``: ``12.3% (10.1%–14.6%)``; returns
+    the table and the merged columns."""
+    import pandas as pd
+
+    out, merged = df.copy(), []
+    for col in list(df.columns):
+        lo, hi = f"{col}_low", f"{col}_high"
+        if lo not in df.columns or hi not in df.columns:
+            continue
+        if not all(pd.api.types.is_numeric_dtype(df[c]) for c in (col, lo, hi)):
+            continue
+        pattern = "{:.1%}" if col in percent else "{:,.%sf}" % decimals.get(col, 2)  # noqa: UP031
+        one = pattern.format
+
+        def cell(v: float, a: float, b: float, one: Any = one) -> Any:
+            if pd.isna(v):
+                return None
+            return one(v) if pd.isna(a) or pd.isna(b) else f"{one(v)} ({one(a)}–{one(b)})"
+
+        out[col] = [cell(v, a, b) for v, a, b in zip(df[col], df[lo], df[hi], strict=True)]
+        out = out.drop(columns=[lo, hi])
+        merged.append(col)
+    return out, merged
 
 
 def show_markdown(text: str) -> None:
