@@ -105,19 +105,26 @@ def ordered(prep: Prepared, e: ir.Table) -> ir.Table:
                                  *(["p_seq"] if spec.strict else []), *carry[1:]]})  # fmt: skip
             if spec.mode == "open":
                 live = live.union(entrants(k))
-    w = e.mutate(t_1=ibis.ifelse(e.entry_step == 1, e.t_entry, ibis.null("timestamp")))
-    if spec.strict:
-        w = w.mutate(seq_1=ibis.ifelse(w.entry_step == 1, w.seq_entry, ibis.null("int64")))
-    for k, step in enumerate(reached, start=2):
+    w = e
+    for step in reached:  # all joins first, then one projection (flat SQL)
         w = w.left_join(step, keys).select(*w.columns, *[c for c in step.columns if c not in keys])
-        new = {f"t_{k}": w[f"r_{k}"].coalesce(ibis.ifelse(w.entry_step == k, w.t_entry, None))}
+    opened = spec.mode == "open"  # closed: every unit entered at step 1
+
+    def at_entry(k: int, col: str) -> Any:
+        """The entry's own value for units that entered at step k (open mode), else null."""
+        return ibis.ifelse(w.entry_step == k, w[col], None) if opened else None
+
+    new = {"t_1": at_entry(1, "t_entry") if opened else w.t_entry}
+    if spec.strict:
+        new["seq_1"] = at_entry(1, "seq_entry") if opened else w.seq_entry
+    for k in range(2, spec.n_steps + 1):
+        new[f"t_{k}"] = w[f"r_{k}"].coalesce(at_entry(k, "t_entry")) if opened else w[f"r_{k}"]
         if f"rx_{k}" in w.columns:
             new[f"xt_{k}"] = w[f"rx_{k}"]
         if spec.strict:
-            seq_here = ibis.ifelse(w.entry_step == k, w.seq_entry, None)
-            new[f"seq_{k}"] = w[f"rs_{k}"].coalesce(seq_here)
-        w = w.mutate(**new).drop(*[c for c in w.columns if c.startswith(("r_", "rs_", "rx_"))])
-    return w
+            rs = w[f"rs_{k}"]
+            new[f"seq_{k}"] = rs.coalesce(at_entry(k, "seq_entry")) if opened else rs
+    return w.select(*e.columns, **new)
 
 
 def any_order(prep: Prepared, e: ir.Table) -> ir.Table:
