@@ -284,25 +284,33 @@ def touch_journeys(
     j = j.mutate(pos=ibis.row_number().over(ibis.window(group_by=key, order_by=order)))
     decay = (j.age * (-math.log(2) / (float(half_life) * 86400.0))).exp()
     j = j.mutate(w=decay / decay.sum().over(ibis.window(group_by=key)))
-    tag = j.pos.cast("string").lpad(9, "0") + "|" + j.channel
-    per = j.group_by(key).aggregate(
-        keys=tag.collect(), converted=j.converted.max(), value=j.conv_value.max().fill_null(0.0)
-    )
-    per = per.mutate(path=per.keys.sort().join(SEP).re_replace(r"[0-9]{9}\|", "")).drop("keys")
-    paths = per.group_by("path").aggregate(
-        conversions=per.converted.sum(),
-        nulls=(1 - per.converted).sum(),
-        value=per.value.sum(),
-    )
-    jp = j.join(per.select(*key, "path"), key)
-    decay_tab = jp.filter(jp.converted == 1)
-    decay_tab = decay_tab.group_by(["path", "pos"]).aggregate(
-        dc=decay_tab.w.sum(), dv=(decay_tab.w * decay_tab.conv_value.fill_null(0.0)).sum()
-    )
-    totals = convs.aggregate(n=convs.count(), value=convs.conv_value.sum())
-    paths_df = engine.to_pandas(paths.order_by("path"))
-    decay_df = engine.to_pandas(decay_tab)
-    tot = engine.to_pandas(totals)
+    # the touch rows (three windows) and the journeys are read more than once: keep each once
+    kept = [engine.materialize(j, prefix="cjlib_touches")]
+    try:
+        j = kept[0]
+        tag = j.pos.cast("string").lpad(9, "0") + "|" + j.channel
+        per = j.group_by(key).aggregate(
+            keys=tag.collect(), converted=j.converted.max(), value=j.conv_value.max().fill_null(0.0)
+        )
+        per = per.mutate(path=per.keys.sort().join(SEP).re_replace(r"[0-9]{9}\|", ""))
+        kept.append(engine.materialize(per.drop("keys"), prefix="cjlib_journeys"))
+        per = kept[1]
+        paths = per.group_by("path").aggregate(
+            conversions=per.converted.sum(),
+            nulls=(1 - per.converted).sum(),
+            value=per.value.sum(),
+        )
+        jp = j.join(per.filter(per.converted == 1).select(*key, "path"), key)
+        decay_tab = jp.group_by(["path", "pos"]).aggregate(
+            dc=jp.w.sum(), dv=(jp.w * jp.conv_value.fill_null(0.0)).sum()
+        )
+        totals = convs.aggregate(n=convs.count(), value=convs.conv_value.sum())
+        paths_df = engine.to_pandas(paths.order_by("path"))
+        decay_df = engine.to_pandas(decay_tab)
+        tot = engine.to_pandas(totals)
+    finally:
+        for table in kept:
+            engine.release(table)
     channels = sorted({c for p in paths_df["path"] for c in p.split(SEP)})
     bad = [c for c in channels if ">" in c]
     if bad:
