@@ -90,29 +90,63 @@ def _fill(frame: pd.DataFrame, spec: dict) -> pd.DataFrame:
     return out
 
 
-def _encode(data: pd.DataFrame, spec: dict) -> tuple[np.ndarray, list[str], list[str]]:
+def _codes(values: pd.Series, levels: Sequence[str] | None = None) -> tuple[np.ndarray, list[str]]:
+    """Each value's position among ``levels`` by its text (-1 when it is none of them), and the
+    levels (default: the distinct texts of ``values``, sorted). Hashes each value once."""
+    codes, uniques = pd.factorize(values.to_numpy(object))
+    texts = [str(u) for u in uniques]
+    levels = sorted(set(texts)) if levels is None else list(levels)
+    where = {level: i for i, level in enumerate(levels)}
+    lookup = np.array([where.get(t, -1) for t in texts] + [-1], dtype=np.int64)
+    return lookup[codes], levels
+
+
+def _sources(
+    data: pd.DataFrame, spec: dict, codes: dict[str, np.ndarray]
+) -> list[tuple[str, str, np.ndarray, float, float]]:
+    """One entry per matrix column: name, block, source values, and either (centre, scale) of a
+    numeric column or (level code, nan) of a one-hot column (``codes``: known level codes)."""
     blocks_of = spec["blocks"]
-    parts, names, blocks = [], [], []
+    out = []
     for col in spec["scaled"]:
-        centre, scale = spec["centre"][col], spec["scale"][col]
-        parts.append((data[col].to_numpy(float) - centre) / scale)
-        names.append(col)
-        blocks.append(blocks_of[col.removesuffix("__missing")])
+        x = data[col].to_numpy(float)
+        block = blocks_of[col.removesuffix("__missing")]
+        out.append((col, block, x, spec["centre"][col], spec["scale"][col]))
     for col in spec["categorical"]:
-        values = data[col].astype(str).to_numpy()
-        for level in spec["levels"][col]:
-            parts.append((values == level).astype(float) * _ONE_HOT)
-            names.append(f"{col}={level}")
-            blocks.append(blocks_of[col])
-    matrix = np.column_stack(parts) if parts else np.empty((len(data), 0))
-    factors = np.array([spec["block_factor"][b] for b in blocks]) if blocks else np.ones(0)
-    return matrix * factors, names, blocks
+        code = codes[col] if col in codes else _codes(data[col], spec["levels"][col])[0]
+        for i, level in enumerate(spec["levels"][col]):
+            out.append((f"{col}={level}", blocks_of[col], code, float(i), np.nan))
+    return out
 
 
-def _constant(values: pd.Series, kind: str) -> bool:
-    """Fewer than two distinct values (min == max for numbers: far cheaper than nunique)."""
-    if kind == "categorical":
-        return values.nunique(dropna=True) < 2
+_ROWS = 8_192  # rows filled at a time: the block stays in cache while each column is written
+
+
+def _encode(
+    data: pd.DataFrame, spec: dict, codes: dict[str, np.ndarray] | None = None
+) -> tuple[np.ndarray, list[str], list[str]]:
+    """The weighted matrix: numeric columns ``(x - centre) / scale``, one-hot columns
+    ``1/sqrt(2)`` at their level, each times its block factor; written block of rows by block of
+    rows (a column at a time over all rows is ~6x slower at a million rows)."""
+    sources = _sources(data, spec, codes or {})
+    names = [s[0] for s in sources]
+    blocks = [s[1] for s in sources]
+    factors = [spec["block_factor"][b] for b in blocks]
+    n = len(data)
+    matrix = np.empty((n, len(sources)))
+    for start in range(0, n, _ROWS):
+        stop = min(start + _ROWS, n)
+        part = matrix[start:stop]
+        for j, (_, _, x, a, b) in enumerate(sources):
+            if np.isnan(b):
+                part[:, j] = (x[start:stop] == a) * _ONE_HOT * factors[j]
+            else:
+                part[:, j] = (x[start:stop] - a) / b * factors[j]
+    return matrix, names, blocks
+
+
+def _constant(values: pd.Series) -> bool:
+    """Fewer than two distinct numbers (min == max: far cheaper than nunique)."""
     x = values.to_numpy(dtype=float, na_value=np.nan)
     return bool(np.isnan(x).all() or np.nanmin(x) == np.nanmax(x))
 
@@ -173,12 +207,16 @@ def prepare_features(
     kept = []
     n = len(frame)
     for col in cols:
-        gaps = int(frame[col].isna().sum())
-        share = gaps / n if n else 0.0
         kind = features.kind(col)
+        if kind == "categorical":  # one hash pass: gaps and distinct levels
+            found, uniques = pd.factorize(frame[col].to_numpy(object))
+            gaps, constant = int((found < 0).sum()), len(uniques) < 2
+        else:
+            gaps, constant = int(frame[col].isna().sum()), _constant(frame[col])
+        share = gaps / n if n else 0.0
         if share > max_missing:
             action = f"dropped: missing for more than {max_missing:.0%} of customers"
-        elif _constant(frame[col], kind):
+        elif constant:
             action = "dropped: constant"
         else:
             kept.append(col)
@@ -231,27 +269,41 @@ def prepare_features(
     data = _fill(used, spec)
     spec["scaled"] = [c for c in data.columns if c not in categorical]
     spec["centre"], spec["scale"] = {}, {}
+    variance: dict[str, float] = {}
     for col in spec["scaled"]:
         x = data[col].to_numpy(float)
+        variance[col] = float(x.var())
         if scale == "standard" or col.endswith("__missing"):
-            centre, spread = x.mean(), x.std()
+            centre, spread = x.mean(), np.sqrt(variance[col])
         elif scale == "robust":
             q1, centre, q3 = np.percentile(x, [25, 50, 75])
             spread = q3 - q1 or x.std()
         else:
             centre, spread = 0.0, 1.0
         spec["centre"][col], spec["scale"][col] = float(centre), float(spread or 1.0)
-    spec["levels"] = {c: sorted(data[c].astype(str).unique()) for c in categorical}
+    codes, spec["levels"] = {}, {}
+    for col in categorical:
+        codes[col], spec["levels"][col] = _codes(data[col])
+    # each column's variance after centring and scaling, in closed form (no matrix pass needed):
+    # var / scale^2 for numbers, (1/2) p (1 - p) for a one-hot level held by a share p
+    col_var, col_blocks = [], []
+    for col in spec["scaled"]:
+        col_var.append(variance[col] / spec["scale"][col] ** 2)
+        col_blocks.append(spec["blocks"][col.removesuffix("__missing")])
+    for col in categorical:
+        share = np.bincount(codes[col], minlength=len(spec["levels"][col]))
+        share = share / max(len(data), 1)
+        col_var.extend(_ONE_HOT**2 * share * (1 - share))
+        col_blocks.extend([spec["blocks"][col]] * len(share))
     spec["block_factor"] = {b: 1.0 for b in BLOCKS}
-    raw, names, col_blocks = _encode(data, spec)
     for b in set(col_blocks):
         w = float(weights.get(b, 1.0))
         if balance_blocks:
-            total = raw[:, [i for i, x in enumerate(col_blocks) if x == b]].var(axis=0).sum()
+            total = float(sum(v for v, x in zip(col_var, col_blocks, strict=True) if x == b))
             spec["block_factor"][b] = float(np.sqrt(w / total)) if total > 0 else 0.0
         else:
             spec["block_factor"][b] = float(np.sqrt(w))
-    matrix = raw * np.array([spec["block_factor"][b] for b in col_blocks])
+    matrix, names, col_blocks = _encode(data, spec, codes)
     params = {
         "blocks": list(blocks),
         "weights": {b: float(w) for b, w in weights.items()},

@@ -1,0 +1,120 @@
+"""The persona pipeline's fast paths against hand-computed values: one window for behaviour and
+journey (unmapped events between mapped ones, tied timestamps), the row-blocked matrix, and the
+per-persona sufficient statistics of the trait effects."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import cjlib as cj
+from cjlib.io import load_customers, load_events
+from cjlib.personas import customer_features, prepare_features
+from cjlib.personas.cards import trait_effects
+from cjlib.personas.prepare import _ROWS
+
+
+@pytest.fixture
+def gappy_events(engine):
+    """x: first_visit (a) 09:00, mystery 09:30, at 10:00 product_view (c) and first_visit (a)
+    tied, mystery 11:00, purchase (p) 12:00, first_visit (a) 13:00. Ties are ordered by stage,
+    so the mapped sequence is a a c p a; the unmapped events sit between mapped ones.
+    y: only unmapped events."""
+    rows = [
+        ("x", "2026-03-01T09:00:00Z", "first_visit", "search", None, "s1"),
+        ("x", "2026-03-01T09:30:00Z", "mystery_event", None, None, "s1"),
+        ("x", "2026-03-01T10:00:00Z", "product_view", "email", None, "s2"),
+        ("x", "2026-03-01T10:00:00Z", "first_visit", "search", None, "s2"),
+        ("x", "2026-03-01T11:00:00Z", "mystery_event", None, None, "s2"),
+        ("x", "2026-03-01T12:00:00Z", "purchase", None, 30.0, "s1"),
+        ("x", "2026-03-01T13:00:00Z", "first_visit", "search", None, "s3"),
+        ("y", "2026-03-02T08:00:00Z", "mystery_event", "search", None, "s9"),
+        ("y", "2026-03-02T09:00:00Z", "mystery_event", None, None, "s9"),
+    ]
+    cols = ["customer_id", "timestamp", "event", "channel", "revenue", "session_id"]
+    return load_events(pd.DataFrame(rows, columns=cols), engine=engine)
+
+
+def test_one_window_counts_steps_across_unmapped_events(gappy_events, engine):
+    """x: a a c p a -> steps a, c, p, a = 4, one regression (p -> a), furthest purchase; 7
+    events in 3 distinct sessions (s1 comes back), 4 touches of which 3 search; first
+    consideration 1 h after first awareness, purchase 2 h after that. y has no mapped event:
+    no stage, 0 steps, 0 regressions, but its events, sessions and touches count."""
+    f = customer_features(gappy_events, engine=engine).frame.set_index("customer_id")
+    x, y = f.loc["x"], f.loc["y"]
+    assert (x.events, x.sessions, x.touches, x.frequency, x.monetary) == (7, 3, 4, 1, 30.0)
+    assert x.channel_search == pytest.approx(3 / 4) and x.channel_email == pytest.approx(1 / 4)
+    assert (x.furthest_stage, x.stage_steps, x.regressions) == ("purchase", 4, 1)
+    assert x.days_awareness_to_consideration == pytest.approx(1 / 24)
+    assert x.days_consideration_to_purchase == pytest.approx(2 / 24)
+    assert (y.events, y.sessions, y.touches, y.stage_steps, y.regressions) == (2, 1, 1, 0, 0)
+    assert pd.isna(y.furthest_stage) and np.isnan(y.furthest_stage_index)
+    seq = cj.stage_sequences(gappy_events, engine=engine).set_index("customer_id")
+    assert (seq.loc["x", "n_steps"], seq.loc["x", "regressions"]) == (4, 1)
+
+
+def test_text_columns_come_back_as_objects_with_none(gappy_events, engine):
+    """Demographic text arrives as Python strings with None for gaps; ids as text."""
+    customers = load_customers(
+        pd.DataFrame({"customer_id": ["x", "y"], "region": ["north", None], "age": [40, None]}),
+        engine=engine,
+    )
+    frame = customer_features(gappy_events, customers=customers, engine=engine).frame
+    assert frame["region"].dtype == object and frame["region"].tolist() == ["north", None]
+    assert frame["customer_id"].tolist() == ["x", "y"]
+    assert frame["age"].iloc[0] == 40.0 and np.isnan(frame["age"].iloc[1])
+
+
+def test_matrix_is_filled_the_same_across_row_blocks():
+    """More rows than one block: every entry is (x - mean) / sd times the block factor, one-hot
+    entries 1/sqrt(2) times theirs, and transform() of the same customers gives the same
+    matrix; each balanced block's total variance is its weight."""
+    from cjlib.personas.features import FeatureTable
+
+    rng = np.random.default_rng(1)
+    n = 2 * _ROWS + 17
+    frame = pd.DataFrame({
+        "customer_id": [f"c{i}" for i in range(n)],
+        "sessions": rng.normal(5.0, 2.0, n),
+        "region": rng.choice(["north", "south", "east"], n).astype(object),
+    })  # fmt: skip
+    table = FeatureTable(frame, {"sessions": "behaviour", "region": "demographics"}, ("region",))
+    p = prepare_features(table, weights={"behaviour": 1.0, "demographics": 2.0}, log_skewed=False)
+    x = frame["sessions"].to_numpy()
+    f_beh, f_dem = p.spec["block_factor"]["behaviour"], p.spec["block_factor"]["demographics"]
+    np.testing.assert_allclose(p.matrix[:, 0], (x - x.mean()) / x.std() * f_beh, rtol=1e-12)
+    assert p.columns[1:] == ("region=east", "region=north", "region=south")
+    east = (frame["region"] == "east").to_numpy()
+    np.testing.assert_allclose(p.matrix[:, 1], east / np.sqrt(2) * f_dem, rtol=1e-12)
+    np.testing.assert_array_equal(p.transform(table), p.matrix)
+    assert p.matrix[:, 0].var() == pytest.approx(1.0)
+    assert p.matrix[:, 1:].var(axis=0).sum() == pytest.approx(2.0)
+
+
+def test_trait_effects_three_personas_and_gaps():
+    """Numeric x, persona 1 = {1, 2, 3}, rest = {4, 5, 6, 10, 12} (a gap left out): means 2 and
+    7.4, squared deviations 2 and 47.2, pooled SD sqrt(49.2 / 6), d = -5.4 / sqrt(8.2).
+    Categorical g (gap in persona 1): persona 1 has a, b; the rest a, b, b; level a:
+    p1 = 1/2, p2 = 1/3, overall 2/5, h = 2 asin(sqrt(1/2)) - 2 asin(sqrt(1/3)), index 125."""
+    frame = pd.DataFrame({
+        "x": [1.0, 2, 3, 4, 5, np.nan, 6, 10, 12],
+        "g": ["a", "b", None, "a", "b", "b", None, None, None],
+    })  # fmt: skip
+    labels = np.array([0, 0, 0, 1, 1, 1, 1, 2, 2])
+    t = trait_effects(frame, labels, categorical=("g",))
+    row = t[(t.persona_id == 1) & (t.trait == "x")].iloc[0]
+    assert (row.persona_value, row.rest_value, row.customers) == (2.0, pytest.approx(7.4), 3)
+    assert row.effect == pytest.approx(-5.4 / np.sqrt(8.2))
+    assert row.overall_value == pytest.approx(43 / 8)
+    se = np.sqrt(8 / 15 + row.effect**2 / 16)
+    assert row.effect_high - row.effect == pytest.approx(1.959963984540054 * se)
+    p3 = t[(t.persona_id == 3) & (t.trait == "x")].iloc[0]
+    assert (p3.persona_value, p3.rest_value) == (11.0, pytest.approx(21 / 6))
+    a = t[(t.persona_id == 1) & (t.trait == "g") & (t.level == "a")].iloc[0]
+    assert (a.persona_value, a.rest_value, a.overall_value) == pytest.approx((0.5, 1 / 3, 0.4))
+    h = 2 * np.arcsin(np.sqrt(0.5)) - 2 * np.arcsin(np.sqrt(1 / 3))
+    assert a.effect == pytest.approx(h) and a["index"] == pytest.approx(125.0)
+    assert a.effect_high - a.effect == pytest.approx(1.959963984540054 * np.sqrt(1 / 2 + 1 / 3))
+    # persona 3 has no known g: no categorical row for it
+    assert t[(t.persona_id == 3) & (t.trait == "g")].empty
