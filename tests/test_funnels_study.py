@@ -109,3 +109,24 @@ def test_findings_and_charts(sample):
     assert sum(fig.data[0].link.value) == view.links["customers"].sum()
     assert isinstance(result.to_dict()["steps"], list) and seg.to_dict()["table"]
     assert pd.api.types.is_float_dtype(trend.table["conversion"])
+
+
+def test_opportunities_for_the_run_summary(sample):
+    """The biggest leak counts the customers who dropped at the weakest step; a segment gap is
+    proposed only when it is real (adjusted p < alpha) and the segment converts worse."""
+    events, _ = sample
+    spec = funnels.funnel_spec(["product_view", "add_to_cart", "purchase"], window="7D")
+    result = funnels.funnel(events, spec)
+    seg = funnels.funnel_segments(events, spec, funnels.first_channel_segments(events),
+                                  by="first_channel")  # fmt: skip
+    found = funnels.opportunities(result, segments=seg, top=10)
+    leak = found[[o["title"].startswith("Lose fewer") for o in found].index(True)]
+    weakest = result.steps.set_index("step").loc[result.weakest_step]
+    assert leak["customers"] == weakest["dropped"] > 0
+    assert "'product_view' and 'add_to_cart'" in leak["title"]
+    whole = seg.table[seg.table["step"] == 0]
+    worse = whole[(whole["p_adjusted"] < seg.alpha) & (whole["difference"] < 0)]
+    gaps = [o for o in found if o["title"].startswith("Close the funnel gap")]
+    assert len(gaps) == len(worse) >= 1
+    assert [o["customers"] for o in found] == sorted((o["customers"] for o in found), reverse=True)
+    assert len(funnels.opportunities(result, segments=seg, top=1)) == 1

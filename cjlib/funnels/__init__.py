@@ -11,7 +11,7 @@ trends, drivers and the journey-stage view.
 from __future__ import annotations
 
 from cjlib.funnels.core import FunnelResult, funnel
-from cjlib.funnels.describe import METHODS, describe_funnel, headline
+from cjlib.funnels.describe import METHODS, describe_funnel, headline, opportunities
 from cjlib.funnels.drivers import DriverResult, dropoff_drivers
 from cjlib.funnels.segments import (
     SegmentResult,
@@ -46,6 +46,7 @@ __all__ = [
     "funnel_spec",
     "funnel_trends",
     "headline",
+    "opportunities",
     "persona_segments",
     "segment_source",
     "stage_view",

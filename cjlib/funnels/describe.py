@@ -10,7 +10,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["describe_funnel", "headline", "METHODS"]
+__all__ = ["describe_funnel", "headline", "opportunities", "METHODS"]
 
 
 def _pct(x: float) -> str:
@@ -123,6 +123,41 @@ def describe_funnel(
                 "journeys are not linear."
             )
     return lines
+
+
+def opportunities(result: Any, *, segments: Any = None, top: int = 3) -> list[dict]:
+    """Opportunities for the run summary (``title``, ``evidence``, ``customers`` affected): the
+    biggest leak (customers who dropped there) and whole-funnel segment gaps that survive the
+    correction where the segment converts worse than the rest (the segment's customers)."""
+    if result.entered == 0:
+        return []
+    s = result.steps.set_index("step")
+    k = result.weakest_step
+    out = [
+        {
+            "title": f"Lose fewer customers between '{s.loc[k - 1, 'label']}' and "
+            f"'{s.loc[k, 'label']}'",
+            "evidence": headline(result),
+            "customers": int(s.loc[k, "dropped"]),
+        }
+    ]
+    if segments is not None:
+        real = segments.significant()
+        real = real[(real["step"] == 0) & (real["difference"] < 0)]
+        for _, r in real.iterrows():
+            out.append(
+                {
+                    "title": f"Close the funnel gap of {segments.by} '{r[segments.by]}'",
+                    "evidence": f"{_pct(r.conversion)} complete the funnel vs "
+                    f"{_pct(r.rest_conversion)} of the rest (gap {100 * r.difference:+.1f} "
+                    f"points, 95 % CI {100 * r.difference_low:+.1f} to "
+                    f"{100 * r.difference_high:+.1f}; {segments.adjust}-adjusted p = "
+                    f"{r.p_adjusted:.2g}).",
+                    "customers": int(r.denominator),
+                }
+            )
+    out.sort(key=lambda o: -o["customers"])
+    return out[:top]
 
 
 METHODS = [
