@@ -43,6 +43,7 @@ __all__ = [
     "report_frame",
 ]
 
+DUPLICATES = ("report", "drop", "error", "ignore")
 _SAMPLE_DIR = Path(__file__).resolve().parent.parent / "data"
 
 
@@ -56,7 +57,7 @@ class LoadReport:
     rows_loaded: int
     column_map: dict[str, str]
     dropped: dict[str, int] = field(default_factory=dict)
-    duplicates: int = 0
+    duplicates: int | None = 0  # None: not checked (duplicates="ignore")
     notes: tuple[str, ...] = ()
 
     def to_dict(self) -> dict:
@@ -68,7 +69,8 @@ class LoadReport:
         return (
             f"<p><b>{self.table}</b> from <code>{self.source}</code>: {self.rows_read:,} rows "
             f"read, {self.rows_loaded:,} loaded; dropped: {dropped}; exact duplicate rows: "
-            f"{self.duplicates:,}</p><ul>{notes}</ul>"
+            f"{'not checked' if self.duplicates is None else f'{self.duplicates:,}'}</p>"
+            f"<ul>{notes}</ul>"
         )
 
 
@@ -109,6 +111,7 @@ def load_table(
     filters: Mapping[str, Any] | None = None,
     duplicates: str = "report",
     duplicate_keys: Sequence[str] | None = None,
+    keep: bool = True,
 ) -> LoadedTable:
     """Load one contract table (see the module doc). Specific loaders wrap this.
 
@@ -131,13 +134,19 @@ def load_table(
     duplicates
         Exact duplicate rows (identical in ``duplicate_keys``, default all columns):
         ``"report"`` (default: counted in the report and warned about, kept), ``"drop"`` (keep
-        one of each), or ``"error"``.
+        one of each), ``"error"``, or ``"ignore"`` (not checked: the check groups every row, the
+        costliest part of loading a very large log).
+    keep
+        ``True`` (default): the checked table is kept in the engine (DuckDB: a temporary table;
+        Spark: cached), so analyses do not parse the source again. ``False``: the table stays a
+        view over the source, parsed at each query; for logs larger than memory, with
+        ``Engine.duckdb(memory_limit=...)``.
     """
     import pandas as pd
 
     spec = spec_for(table)
-    if duplicates not in ("report", "drop", "error"):
-        raise ValueError(f"duplicates must be 'report', 'drop' or 'error', got {duplicates!r}")
+    if duplicates not in DUPLICATES:
+        raise ValueError(f"duplicates must be one of {list(DUPLICATES)}, got {duplicates!r}")
     engine = engine or getattr(source, "engine", None) or get_engine()
     label = str(source) if isinstance(source, (str, Path)) else type(source).__name__
     if isinstance(source, pd.DataFrame):
@@ -157,8 +166,12 @@ def load_table(
             filters=filters,
             duplicates=duplicates,
             duplicate_keys=duplicate_keys,
+            keep=keep,
         )
-    finally:
+    except Exception:
+        engine.forget_source(raw)
+        raise
+    if keep:
         engine.forget_source(raw)
     return loaded
 
@@ -176,6 +189,7 @@ def _load(
     filters: Any,
     duplicates: str,
     duplicate_keys: Any,
+    keep: bool,
 ) -> LoadedTable:
 
     mapping = resolve_column_map(table, raw.columns, column_map)
@@ -194,9 +208,9 @@ def _load(
             raise SchemaError(table, column, "filters names an unknown column",
                               hint=did_you_mean(column, coerced.columns))  # fmt: skip
     # keep the coerced table first: every later count reads stored columns, not the parsing
-    t, dropped = engine.materialize(coerced, prefix=f"cjlib_{table}"), {}
+    t = engine.materialize(coerced, prefix=f"cjlib_{table}") if keep else coerced
     try:
-        t, dropped = _filtered(t, table, engine, start=start, end=end, filters=filters)
+        t, dropped = _filtered(t, table, engine, start=start, end=end, filters=filters, keep=keep)
         rows = int(engine.to_pandas(t.count()))
         if rows == 0:
             raise SchemaError(
@@ -205,50 +219,14 @@ def _load(
                 f"no rows left after filters (read {rows_read:,}; "
                 f"start={start}, end={end}, filters={dict(filters or {})})",
             )
-        dup_keys = list(duplicate_keys or t.columns)
-        unknown = [k for k in dup_keys if k not in t.columns]
-        if unknown:
-            raise ValueError(f"duplicate_keys: unknown columns {unknown}; columns are {t.columns}")
-        copies = engine.materialize(_duplicate_groups(t, dup_keys))  # small: duplicates only
-        try:
-            found = engine.to_pandas(copies.aggregate(n=(copies.copies - 1).sum().coalesce(0)))
-            n_dupes = int(found["n"].iloc[0])
-            examples = engine.to_pandas(copies, limit=EXAMPLES) if n_dupes else None
-        finally:
-            engine.release(copies)
-        notes: list[str] = []
-        if n_dupes:
-            if duplicates == "error":
-                raise SchemaError(
-                    table,
-                    ", ".join(dup_keys),
-                    "exact duplicate rows",
-                    count=n_dupes,
-                    examples=examples,
-                    hint="pass duplicates='drop' to keep one of each",
-                )
-            if duplicates == "drop":
-                kept = engine.materialize(
-                    t.distinct(on=dup_keys, keep="first") if duplicate_keys else t.distinct(),
-                    prefix=f"cjlib_{table}",
-                )
-                engine.release(t)
-                t = kept
-                dropped["exact duplicates"] = n_dupes
-                rows -= n_dupes
-            else:
-                notes.append(
-                    f"{n_dupes:,} exact duplicate rows kept (duplicates='drop' removes them)"
-                )
-                warnings.warn(
-                    f"{table}: {n_dupes:,} exact duplicate rows on {dup_keys} (kept; "
-                    f"pass duplicates='drop' to remove)\n{examples.to_string()}",
-                    DataQualityWarning,
-                    stacklevel=3,
-                )
+        t, n_dupes, notes = _duplicates(t, table, engine, duplicates, duplicate_keys, keep=keep)
     except Exception:
-        engine.release(t)
+        if keep:
+            engine.release(t)
         raise
+    if n_dupes and duplicates == "drop":
+        dropped["exact duplicates"] = n_dupes
+        rows -= n_dupes
     for what, n in dropped.items():
         notes.append(f"dropped {n:,} {what}")
     report = LoadReport(table, label, rows_read, rows, mapping, dropped, n_dupes, tuple(notes))
@@ -256,7 +234,7 @@ def _load(
 
 
 def _filtered(
-    t: ir.Table, table: str, engine: Engine, *, start: Any, end: Any, filters: Any
+    t: ir.Table, table: str, engine: Engine, *, start: Any, end: Any, filters: Any, keep: bool
 ) -> tuple[ir.Table, dict[str, int]]:
     """Drop rows without a key column, then apply start/end and ``filters`` (checked by the
     caller); a filtered table is kept anew (and the input released). Returns it and the dropped
@@ -281,11 +259,56 @@ def _filtered(
     for column, wanted in (filters or {}).items():
         values = list(wanted) if isinstance(wanted, (list, tuple, set)) else [wanted]
         out = out.filter(out[column].isin(values))
-    if out is t:
-        return t, dropped
+    if out is t or not keep:
+        return out, dropped
     kept = engine.materialize(out, prefix=f"cjlib_{table}")
     engine.release(t)
     return kept, dropped
+
+
+def _duplicates(
+    t: ir.Table, table: str, engine: Engine, how: str, keys: Any, *, keep: bool
+) -> tuple[ir.Table, int | None, list[str]]:
+    """Count exact duplicate rows and apply ``how``: the table (deduplicated for ``drop``), the
+    number of duplicate rows (``None`` when not checked) and notes for the report."""
+    if how == "ignore":
+        return t, None, ["exact duplicates not checked (duplicates='ignore')"]
+    dup_keys = list(keys or t.columns)
+    unknown = [k for k in dup_keys if k not in t.columns]
+    if unknown:
+        raise ValueError(f"duplicate_keys: unknown columns {unknown}; columns are {t.columns}")
+    copies = engine.materialize(_duplicate_groups(t, dup_keys))  # small: duplicates only
+    try:
+        found = engine.to_pandas(copies.aggregate(n=(copies.copies - 1).sum().coalesce(0)))
+        n_dupes = int(found["n"].iloc[0])
+        examples = engine.to_pandas(copies, limit=EXAMPLES) if n_dupes else None
+    finally:
+        engine.release(copies)
+    if not n_dupes:
+        return t, 0, []
+    if how == "error":
+        raise SchemaError(
+            table,
+            ", ".join(dup_keys),
+            "exact duplicate rows",
+            count=n_dupes,
+            examples=examples,
+            hint="pass duplicates='drop' to keep one of each",
+        )
+    if how == "drop":
+        unique = t.distinct(on=dup_keys, keep="first") if keys else t.distinct()
+        if not keep:
+            return unique, n_dupes, []
+        kept = engine.materialize(unique, prefix=f"cjlib_{table}")
+        engine.release(t)
+        return kept, n_dupes, []
+    warnings.warn(
+        f"{table}: {n_dupes:,} exact duplicate rows on {dup_keys} (kept; "
+        f"pass duplicates='drop' to remove)\n{examples.to_string()}",
+        DataQualityWarning,
+        stacklevel=5,
+    )
+    return t, n_dupes, [f"{n_dupes:,} exact duplicate rows kept (duplicates='drop' removes them)"]
 
 
 def _duplicate_groups(t: ir.Table, keys: list[str]) -> ir.Table:

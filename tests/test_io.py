@@ -320,7 +320,7 @@ def test_other_tables(engine):
 
 
 def test_bad_parameters(tiny_events, engine, tmp_path):
-    with pytest.raises(ValueError, match="duplicates must be 'report', 'drop' or 'error'"):
+    with pytest.raises(ValueError, match=r"duplicates must be one of \['report', 'drop', 'error', 'ignore'\], got 'keep'"):
         cj.load_events(tiny_events, engine=engine, duplicates="keep")
     with pytest.raises(ValueError, match="table must be one of"):
         cj.load_table("orders", tiny_events, engine=engine)
@@ -359,3 +359,25 @@ def test_text_after_the_first_rows_keeps_a_property_column_text(write_csv, engin
                        "all_numbers": ["2"] * n})  # fmt: skip
     schema = cj.load_experiments(write_csv(df), engine=engine).expr.schema()
     assert schema["late_text"].is_string() and schema["all_numbers"].is_integer()
+
+
+def test_keep_false_is_a_view_over_the_source_with_the_same_rows(tiny_events, write_csv, engine):
+    """keep=False (logs larger than memory): no table is kept in the engine, the rows and types
+    equal those of the kept load, and the report says duplicates were not checked when asked."""
+    doubled = pd.concat([tiny_events, tiny_events.iloc[[0]]], ignore_index=True)
+    path = write_csv(doubled)
+    with pytest.warns(DataQualityWarning):
+        kept = cj.load_events(path, engine=engine)
+    before = {t for t in engine.con.list_tables() if t.startswith("cjlib_")}
+    lazy = cj.load_events(path, engine=engine, keep=False, duplicates="ignore")
+    assert {t for t in engine.con.list_tables() if t.startswith("cjlib_")} == before
+    assert lazy.report.duplicates is None and "not checked" in lazy.report.notes[0]
+    assert lazy.columns == kept.columns and lazy.expr.timestamp.type().timezone == "UTC"
+    order = ["customer_id", "timestamp", "event"]
+    pd.testing.assert_frame_equal(
+        lazy.to_pandas().sort_values(order, ignore_index=True),
+        kept.to_pandas().sort_values(order, ignore_index=True),
+    )
+    dropped = cj.load_events(path, engine=engine, keep=False, duplicates="drop")
+    assert len(dropped) == len(tiny_events) == len(dropped.to_pandas())
+    assert len(cj.load_events(path, engine=engine, keep=False, start="2026-01-02")) < len(doubled)
