@@ -16,6 +16,8 @@ in chunks, with progress. Labels are renumbered by size: persona 1 is the larges
 
 from __future__ import annotations
 
+import os
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -25,7 +27,7 @@ from cjlib.personas.gower import GowerSpace, gower_matrix, k_medoids
 from cjlib.personas.prepare import PreparedFeatures
 from cjlib.progress import track
 
-__all__ = ["ClusterFit", "fit_clusters", "METHODS", "gower_space"]
+__all__ = ["ClusterFit", "fit_clusters", "METHODS", "gower_space", "in_parallel"]
 
 METHODS = ("kmeans", "minibatch", "gmm", "gower")
 _CHUNK = 200_000
@@ -89,6 +91,40 @@ class ClusterFit:
         ]
         raw = np.concatenate(parts) if parts else np.empty(0, int)
         return self.order[raw]
+
+
+def _workers() -> int:
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except AttributeError:  # pragma: no cover - not Linux
+        cores = os.cpu_count() or 1
+    return max(1, min(cores, 8))
+
+
+def in_parallel(tasks: Sequence[Callable[[], Any]]) -> Iterator[Any]:
+    """Each task's result, in order, with the tasks run on one thread per core.
+
+    For many small independent fits (k selection, bootstrap): each fit runs single-threaded
+    (see :func:`_fit_model`) and scikit-learn's k-means loop, BLAS and numpy release the GIL,
+    so fits on different threads overlap. Every task carries its own seed, so the results do
+    not depend on which thread runs which task or in what order.
+    """
+    from concurrent.futures import ThreadPoolExecutor
+
+    from threadpoolctl import threadpool_limits
+
+    def run(task: Callable[[], Any]) -> Any:
+        with threadpool_limits(1):  # OpenMP's limit is per thread: set it in the worker
+            return task()
+
+    workers = min(_workers(), len(tasks))
+    # BLAS's limit is global: set once here, so the workers' own limits all restore to 1
+    with threadpool_limits(1):
+        if workers <= 1:
+            yield from (task() for task in tasks)
+            return
+        with ThreadPoolExecutor(workers) as pool:
+            yield from pool.map(run, tasks)
 
 
 def _fit_model(

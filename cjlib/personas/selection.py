@@ -22,13 +22,20 @@ percentiles. Hennig's reading: below 0.5 a persona "dissolves", 0.6-0.75 shows a
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
 
-from cjlib.personas.cluster import METHODS, ClusterFit, _fit_model, fit_clusters, gower_space
+from cjlib.personas.cluster import (
+    METHODS,
+    ClusterFit,
+    _fit_model,
+    fit_clusters,
+    gower_space,
+    in_parallel,
+)
 from cjlib.personas.gower import gower_matrix
 from cjlib.personas.prepare import PreparedFeatures
 from cjlib.progress import track
@@ -143,35 +150,47 @@ def select_k(
     work = _sub(prepared, np.sort(rng.choice(n, cap, replace=False))) if cap < n else prepared
     m = len(work)
     metric_rows = np.sort(rng.choice(m, min(metric_sample, m), replace=False))
-    dist = None
     if method == "gower":
         space = gower_space(work)
         enc = space.encode(work.data.iloc[metric_rows])
         dist = gower_matrix(enc, enc, space)
+    else:  # the same customers for every k: their distances once
+        from sklearn.metrics import pairwise_distances
+
+        dist = pairwise_distances(work.matrix[metric_rows])
     splits = [rng.permutation(m) for _ in range(n_splits)]
+
+    def full(k: int) -> Callable[[], ClusterFit]:
+        return lambda: fit_clusters(work, k=k, method=method, n_init=n_init,
+                                    random_state=random_state)  # fmt: skip
+
+    def strength(k: int, s: int) -> Callable[[], float]:
+        def run() -> float:
+            a, b = np.sort(splits[s][: m // 2]), np.sort(splits[s][m // 2 :])
+            fa = fit_clusters(_sub(work, a), k=k, method=method, n_init=n_init, random_state=s)
+            fb = fit_clusters(_sub(work, b), k=k, method=method, n_init=n_init, random_state=s)
+            return _pair_share(fb.labels, fa.raw_predict(_sub(work, b)), k)
+
+        return run
+
+    # every fit is independent and seeded: all of them on the cores, in k order
+    tasks = [task for k in ks for task in (full(k), *(strength(k, s) for s in range(n_splits)))]
+    results = in_parallel(tasks)
     rows = []
     for k in track(ks, total=len(ks), desc="choosing k", disable=not progress):
-        fit = fit_clusters(work, k=k, method=method, n_init=n_init, random_state=random_state)
+        fit = next(results)
+        strengths = [next(results) for _ in range(n_splits)]
         labels = fit.labels
         sub = labels[metric_rows]
         row = {"k": k, "silhouette": np.nan, "calinski_harabasz": np.nan}
         row |= {"davies_bouldin": np.nan, "bic": np.nan}
         if len(np.unique(sub)) > 1:
-            if dist is not None:
-                row["silhouette"] = silhouette_score(dist, sub, metric="precomputed")
-            else:
-                x = work.matrix[metric_rows]
-                row["silhouette"] = silhouette_score(x, sub)
+            row["silhouette"] = silhouette_score(dist, sub, metric="precomputed")
+            if method != "gower":
                 row["calinski_harabasz"] = calinski_harabasz_score(work.matrix, labels)
                 row["davies_bouldin"] = davies_bouldin_score(work.matrix, labels)
         if method == "gmm":
             row["bic"] = float(fit.model.bic(work.matrix))
-        strengths = []
-        for s, perm in enumerate(splits):
-            a, b = np.sort(perm[: m // 2]), np.sort(perm[m // 2 :])
-            fa = fit_clusters(_sub(work, a), k=k, method=method, n_init=n_init, random_state=s)
-            fb = fit_clusters(_sub(work, b), k=k, method=method, n_init=n_init, random_state=s)
-            strengths.append(_pair_share(fb.labels, fa.raw_predict(_sub(work, b)), k))
         row["prediction_strength"] = float(np.nanmean(strengths))
         rows.append(row)
     table = pd.DataFrame(rows)
@@ -243,12 +262,19 @@ def bootstrap_stability(
     if eval_size is not None and eval_size < n:
         keep = np.sort(rng.choice(n, eval_size, replace=False))
         evaluated, ref = _sub(prepared, keep), ref[keep]
+    draws = [rng.choice(n, draw, replace=True) for _ in range(n_boot)]  # drawn in order, as before
+
+    def refit(b: int) -> Callable[[], np.ndarray]:
+        def run() -> np.ndarray:
+            model = _fit_model(prepared, draws[b], k, method, max(1, n_init // 2),
+                               random_state + b + 1)  # fmt: skip
+            return ClusterFit(np.empty(0, int), k, method, model, np.arange(k)).predict(evaluated)
+
+        return run
+
     aris, jaccards = [], []
-    for b in track(range(n_boot), total=n_boot, desc="bootstrap", disable=not progress):
-        rows = rng.choice(n, draw, replace=True)
-        model = _fit_model(prepared, rows, k, method, max(1, n_init // 2), random_state + b + 1)
-        boot = ClusterFit(np.empty(0, int), k, method, model, np.arange(k))
-        labels = boot.predict(evaluated)
+    results = in_parallel([refit(b) for b in range(n_boot)])
+    for labels in track(results, total=n_boot, desc="bootstrap", disable=not progress):
         aris.append(adjusted_rand_score(ref, labels))
         jaccards.append(_jaccard_best(ref, labels, k))
     jac = np.array(jaccards)
