@@ -205,11 +205,12 @@ def prepare_features(
     cols = [c for c in cols if c not in exclude and float(weights.get(features.blocks[c], 0)) > 0]
     rows = []
     kept = []
+    factorized: dict[str, tuple[np.ndarray, np.ndarray]] = {}
     n = len(frame)
     for col in cols:
         kind = features.kind(col)
         if kind == "categorical":  # one hash pass: gaps and distinct levels
-            found, uniques = pd.factorize(frame[col].to_numpy(object))
+            factorized[col] = found, uniques = pd.factorize(frame[col].to_numpy(object))
             gaps, constant = int((found < 0).sum()), len(uniques) < 2
         else:
             gaps, constant = int(frame[col].isna().sum()), _constant(frame[col])
@@ -283,7 +284,15 @@ def prepare_features(
         spec["centre"][col], spec["scale"][col] = float(centre), float(spread or 1.0)
     codes, spec["levels"] = {}, {}
     for col in categorical:
-        codes[col], spec["levels"][col] = _codes(data[col])
+        if used is frame:  # the hash pass above saw exactly these values; gaps -> '(missing)'
+            found, uniques = factorized[col]
+            texts = [str(u) for u in uniques] + [_MISSING_LEVEL]
+            spec["levels"][col] = levels = sorted(set(texts[:-1] if found.min(initial=0) >= 0
+                                                      else texts))  # fmt: skip
+            where = {level: i for i, level in enumerate(levels)}
+            codes[col] = np.array([where.get(t, -1) for t in texts], dtype=np.int64)[found]
+        else:
+            codes[col], spec["levels"][col] = _codes(data[col])
     # each column's variance after centring and scaling, in closed form (no matrix pass needed):
     # var / scale^2 for numbers, (1/2) p (1 - p) for a one-hot level held by a share p
     col_var, col_blocks = [], []
