@@ -118,3 +118,20 @@ def test_trait_effects_three_personas_and_gaps():
     assert a.effect_high - a.effect == pytest.approx(1.959963984540054 * np.sqrt(1 / 2 + 1 / 3))
     # persona 3 has no known g: no categorical row for it
     assert t[(t.persona_id == 3) & (t.trait == "g")].empty
+
+
+def test_cards_same_with_assignment_in_any_order(gappy_events, engine):
+    """The cards join the assignment on customer_id; the same customers in the feature table's
+    order (no join) or shuffled, with an extra unknown customer (joined) give the same cards."""
+    from cjlib.personas import persona_cards
+    from cjlib.personas.cards import _same_customers
+
+    f = customer_features(gappy_events, engine=engine)
+    ordered = pd.DataFrame({"customer_id": ["x", "y"], "persona_id": [1, 2]})
+    shuffled = pd.DataFrame({"customer_id": ["zz", "y", "x"], "persona_id": [1, 2, 1]})
+    assert _same_customers(f.frame, ordered) and not _same_customers(f.frame, shuffled)
+    a = persona_cards(f, ordered, min_cell_size=1)
+    b = persona_cards(f, shuffled, min_cell_size=1)
+    pd.testing.assert_frame_equal(a.traits, b.traits)
+    pd.testing.assert_frame_equal(a.summary, b.summary)
+    assert a.summary["customers"].tolist() == [1, 1]

@@ -23,18 +23,17 @@ Definitions (every share says its denominator):
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from statistics import NormalDist
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from cjlib.personas.features import FeatureTable
+from cjlib.personas.traits import _z, trait_effects
 from cjlib.stats import wilson_interval
 
 __all__ = ["PersonaCards", "persona_cards", "trait_effects", "name_personas"]
 
-_SKIP = ("customer_id", "furthest_stage", "survey_responses")
 _PHRASES = {
     "age": ("older", "younger"),
     "monetary": ("high spend", "low spend"),
@@ -52,10 +51,6 @@ _PHRASES = {
 }
 
 
-def _z(confidence: float) -> float:
-    return NormalDist().inv_cdf(0.5 + confidence / 2)
-
-
 def _phrase(trait: str, level: Any, effect: float) -> str:
     if level is not None and not pd.isna(level):
         col = trait.removeprefix("customer_")
@@ -69,119 +64,6 @@ def _phrase(trait: str, level: Any, effect: float) -> str:
         trait, (f"high {trait.replace('_', ' ')}", f"low {trait.replace('_', ' ')}")
     )
     return hi if effect > 0 else lo
-
-
-def _numeric_rows(x: np.ndarray, groups: list[np.ndarray], pids: np.ndarray, z: float) -> list:
-    """Cohen's d of each persona against the rest on one numeric trait (module doc).
-
-    ``groups`` holds each persona's row numbers (in row order), so a persona's mean and variance
-    are those of its own values; the rest's follow from the personas' counts, sums and squared
-    deviations (the parallel-variance identity) instead of a pass over all other customers.
-    """
-    ok = ~np.isnan(x)
-    if ok.sum() < 3:
-        return []
-    mean_all = float(x[ok].mean())
-    if np.nanmin(x) == np.nanmax(x):
-        return []
-    k = len(pids)
-    count, sums, means, sq = np.zeros(k), np.zeros(k), np.full(k, np.nan), np.zeros(k)
-    for g, rows in enumerate(groups):
-        part = x[rows]
-        part = part[~np.isnan(part)]
-        if len(part):
-            count[g], sums[g], means[g] = len(part), part.sum(), part.mean()
-            sq[g] = part.var() * len(part)
-    total = count.sum()
-    out = []
-    for g, pid in enumerate(pids):
-        n1, n2 = int(count[g]), int(total - count[g])
-        if n1 < 2 or n2 < 2:
-            continue
-        others = (np.arange(k) != g) & (count > 0)
-        rest = (sums[others].sum()) / n2
-        rest_sq = sq[others].sum() + (count[others] * (means[others] - rest) ** 2).sum()
-        pooled = np.sqrt((sq[g] + rest_sq) / (n1 + n2 - 2))
-        d = (means[g] - rest) / pooled if pooled > 0 else 0.0
-        se = np.sqrt((n1 + n2) / (n1 * n2) + d * d / (2 * (n1 + n2)))
-        out.append((pid, None, "numeric", means[g], rest, mean_all, n1, "d", d, d - z * se,
-                    d + z * se))  # fmt: skip
-    return out
-
-
-def _categorical_rows(
-    values: pd.Series, labels: np.ndarray, pids: np.ndarray, z: float
-) -> list[tuple]:
-    """Cohen's h of each persona against the rest for every level of one categorical trait,
-    from one persona x level count table."""
-    codes, uniques = pd.factorize(values.to_numpy(object))
-    texts = [str(u) for u in uniques]
-    levels = sorted(set(texts))
-    where = {level: i for i, level in enumerate(levels)}
-    level_of = np.array([where[t] for t in texts] + [-1], dtype=np.int64)[codes]
-    known = level_of >= 0
-    group = np.searchsorted(pids, labels[known])
-    size = (len(pids), len(levels))
-    joint = np.bincount(group * size[1] + level_of[known], minlength=size[0] * size[1])
-    joint = joint.reshape(size)
-    n_known = int(known.sum())
-    rows = []
-    for j, level in enumerate(levels):
-        hits = int(joint[:, j].sum())
-        p_all = hits / n_known
-        for g, pid in enumerate(pids):
-            n1 = int(joint[g].sum())
-            n2 = n_known - n1
-            if not n1 or not n2:
-                continue
-            p1, p2 = joint[g, j] / n1, (hits - joint[g, j]) / n2
-            h = 2 * np.arcsin(np.sqrt(p1)) - 2 * np.arcsin(np.sqrt(p2))
-            se = np.sqrt(1 / n1 + 1 / n2)
-            rows.append((pid, level, "categorical", p1, p2, p_all, n1, "h", h, h - z * se,
-                         h + z * se))  # fmt: skip
-    return rows
-
-
-def trait_effects(
-    frame: pd.DataFrame,
-    labels: np.ndarray,
-    *,
-    categorical: tuple[str, ...] = (),
-    blocks: dict[str, str] | None = None,
-    confidence: float = 0.95,
-) -> pd.DataFrame:
-    """Every trait of every persona against the rest (see the module doc for the measures).
-
-    One pass per trait: counts, sums and squared deviations per persona (numeric) or a persona
-    x level count table (categorical); the rest's statistics follow from those.
-    """
-    z = _z(confidence)
-    labels = np.asarray(labels)
-    pids = np.unique(labels)
-    order = np.argsort(labels, kind="stable")  # each persona's rows, in row order
-    cuts = np.searchsorted(labels[order], pids, side="right")
-    groups = np.split(order, cuts[:-1])
-    rows = []
-    for col in frame.columns:
-        if col in _SKIP or col.endswith("__missing"):
-            continue
-        block = (blocks or {}).get(col, "")
-        if col in categorical:
-            found = _categorical_rows(frame[col], labels, pids, z)
-        else:
-            x = pd.to_numeric(frame[col], errors="coerce").to_numpy(float)
-            found = _numeric_rows(x, groups, pids, z)
-        rows.extend((r[0], col, r[1], block, *r[2:]) for r in found)
-    out = pd.DataFrame(
-        rows,
-        columns=["persona_id", "trait", "level", "block", "kind", "persona_value", "rest_value",
-                 "overall_value", "customers", "measure", "effect", "effect_low", "effect_high"],
-    )  # fmt: skip
-    with np.errstate(invalid="ignore", divide="ignore"):
-        out["index"] = np.where(out["kind"] == "categorical", out["persona_value"] /
-                                out["overall_value"] * 100, np.nan)  # fmt: skip
-    out["persona_id"] = out["persona_id"].astype(int) + 1
-    return out
 
 
 def name_personas(traits: pd.DataFrame, *, n_phrases: int = 3) -> dict[int, str]:
@@ -333,6 +215,31 @@ def _voices(surveys: Any, assignment: pd.DataFrame, engine: Any, min_cell: int) 
     return out.sort_values(["persona_id", "field", "respondents"], ascending=[True, True, False])
 
 
+def _same_customers(frame: pd.DataFrame, assignment: pd.DataFrame) -> bool:
+    """Whether ``assignment`` lists exactly ``frame``'s customers, in its order, each once."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    if len(assignment) != len(frame) or len(frame) < 2:
+        return False
+    try:
+        mine = pa.array(frame["customer_id"], type=pa.large_string())
+        theirs = pa.array(assignment["customer_id"], type=pa.large_string())
+    except (pa.ArrowInvalid, pa.ArrowTypeError):
+        return False
+    return mine.equals(theirs) and bool(pc.all(pc.less(mine[:-1], mine[1:])).as_py())
+
+
+def _with_personas(frame: pd.DataFrame, assignment: pd.DataFrame) -> tuple[pd.DataFrame, Any]:
+    """The features of the assigned customers and their labels (persona id - 1): the inner join
+    on ``customer_id``, or, when the assignment lists the same customers in the same order (as
+    :func:`~cjlib.personas.find_personas` passes it), the rows as they are (no join to pay)."""
+    if _same_customers(frame, assignment):
+        return frame, assignment["persona_id"].to_numpy(int) - 1
+    frame = frame.merge(assignment[["customer_id", "persona_id"]], on="customer_id")
+    return frame, frame.pop("persona_id").to_numpy(int) - 1
+
+
 def persona_cards(
     features: FeatureTable,
     assignment: pd.DataFrame,
@@ -356,8 +263,7 @@ def persona_cards(
     need = {"customer_id", "persona_id"}
     if not need <= set(assignment.columns):
         raise ValueError(f"assignment needs columns {sorted(need)}, got {list(assignment.columns)}")
-    frame = features.frame.merge(assignment[["customer_id", "persona_id"]], on="customer_id")
-    labels = frame.pop("persona_id").to_numpy(int) - 1
+    frame, labels = _with_personas(features.frame, assignment)
     traits = trait_effects(frame, labels, categorical=features.categorical,
                            blocks=features.blocks, confidence=confidence)  # fmt: skip
     sizes = np.bincount(labels, minlength=labels.max() + 1)
