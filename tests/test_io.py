@@ -320,7 +320,8 @@ def test_other_tables(engine):
 
 
 def test_bad_parameters(tiny_events, engine, tmp_path):
-    with pytest.raises(ValueError, match=r"duplicates must be one of \['report', 'drop', 'error', 'ignore'\], got 'keep'"):
+    expected = r"duplicates must be one of \['report', 'drop', 'error', 'ignore'\], got 'keep'"
+    with pytest.raises(ValueError, match=expected):
         cj.load_events(tiny_events, engine=engine, duplicates="keep")
     with pytest.raises(ValueError, match="table must be one of"):
         cj.load_table("orders", tiny_events, engine=engine)
