@@ -93,6 +93,21 @@ class ClusterFit:
         return self.order[raw]
 
 
+_controller: Any = None
+
+
+def _one_thread() -> Any:
+    """A context limiting BLAS and OpenMP to one thread. The controller that finds the libraries
+    is made once (after scikit-learn has loaded its own): making one per fit cost ~5 ms each."""
+    global _controller
+    if _controller is None:
+        import sklearn.cluster  # noqa: F401 - loads the OpenMP and BLAS libraries to control
+        from threadpoolctl import ThreadpoolController
+
+        _controller = ThreadpoolController()
+    return _controller.limit(limits=1)
+
+
 def _workers() -> int:
     try:
         cores = len(os.sched_getaffinity(0))
@@ -111,15 +126,13 @@ def in_parallel(tasks: Sequence[Callable[[], Any]]) -> Iterator[Any]:
     """
     from concurrent.futures import ThreadPoolExecutor
 
-    from threadpoolctl import threadpool_limits
-
     def run(task: Callable[[], Any]) -> Any:
-        with threadpool_limits(1):  # OpenMP's limit is per thread: set it in the worker
+        with _one_thread():  # OpenMP's limit is per thread: set it in the worker
             return task()
 
     workers = min(_workers(), len(tasks))
     # BLAS's limit is global: set once here, so the workers' own limits all restore to 1
-    with threadpool_limits(1):
+    with _one_thread():
         if workers <= 1:
             yield from (task() for task in tasks)
             return
@@ -132,9 +145,7 @@ def _fit_model(
 ) -> Any:
     """Fit on ``rows``, single-threaded: the fits are small (a sample), and scikit-learn's
     OpenMP threads spin-waiting on a busy 2-core machine made a 5,000-row k-means 20x slower."""
-    from threadpoolctl import threadpool_limits
-
-    with threadpool_limits(1):
+    with _one_thread():
         return _fit(prepared, rows, k, method, n_init, seed)
 
 
