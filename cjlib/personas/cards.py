@@ -222,9 +222,13 @@ def _same_customers(frame: pd.DataFrame, assignment: pd.DataFrame) -> bool:
 
     if len(assignment) != len(frame) or len(frame) < 2:
         return False
+
+    def ids(values: pd.Series) -> pa.Array:
+        out = pa.array(values, type=pa.large_string())  # Arrow-backed text: no copy
+        return out.combine_chunks() if isinstance(out, pa.ChunkedArray) else out
+
     try:
-        mine = pa.array(frame["customer_id"], type=pa.large_string())
-        theirs = pa.array(assignment["customer_id"], type=pa.large_string())
+        mine, theirs = ids(frame["customer_id"]), ids(assignment["customer_id"])
     except (pa.ArrowInvalid, pa.ArrowTypeError):
         return False
     return mine.equals(theirs) and bool(pc.all(pc.less(mine[:-1], mine[1:])).as_py())
