@@ -167,8 +167,8 @@ def test_customer_outcomes_parity(sample):
 
 def test_analyze_parity(sample):
     """The readout of the sample experiment (conversion primary, CUPED, 14-day window; segments
-    by device, persona and week of assignment): the same comparisons, estimates, checks,
-    sequential looks, segments and decision on both engines."""
+    by device, persona and week of assignment; Mann-Whitney and a seeded bootstrap): the same
+    comparisons, estimates, checks, sequential looks, segments and decision on both engines."""
     duck, spark = run_both(
         sample,
         analyze,
@@ -177,11 +177,14 @@ def test_analyze_parity(sample):
         kw_tables={"customers": "customers"},
         persona=PERSONA,
         segments=["device", "persona", "week"],
+        tests=("mann_whitney", "bootstrap"),
+        n_boot=200,
         **AB,
     )
     conv = duck.comparisons.set_index("metric").loc["conversion"]
     assert conv["n_control"] + conv["n_variant"] == 3100 and conv["p_value"] < 0.01
     assert duck.segments["dimension"].nunique() == 3 and len(duck.sequential) > 100
+    assert duck.comparisons[["p_mann_whitney", "boot_lift_low"]].notna().any().all()
     for table in ("comparisons", "estimates", "stats", "checks", "srm", "exposure", "balance",
                   "bayesian", "sequential", "power", "segments", "simpson"):  # fmt: skip
         assert_same(getattr(duck, table), getattr(spark, table))

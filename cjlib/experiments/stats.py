@@ -134,10 +134,16 @@ def value_counts(outcomes: ir.Table, metric: Metric, engine: Engine) -> pd.DataF
 
 
 def customer_values(outcomes: ir.Table, metric: Metric, engine: Engine) -> pd.DataFrame:
-    """``variant, y, d`` per customer: for the bootstrap only, on request (kept local)."""
+    """``variant, y, d`` per customer: for the bootstrap only, on request (kept local).
+
+    Rows come in ``customer_id`` order: an engine returns them in any order (Spark's differs from
+    DuckDB's), and the seeded bootstrap draws rows by position, so without a fixed order the same
+    ``random_state`` resampled different customers on each engine."""
     y, d = outcomes[column(metric, "num")], outcomes[column(metric, "den")]
     t = outcomes.filter(y.notnull() & d.notnull())
-    return engine.to_pandas(t.select("variant", y=y, d=d))
+    out = engine.to_pandas(t.select("customer_id", "variant", y=y, d=d))
+    out = out.sort_values("customer_id", kind="stable", ignore_index=True)
+    return out.drop(columns="customer_id")
 
 
 def moments(row: Mapping[str, Any] | pd.Series) -> dict[str, float]:
