@@ -102,10 +102,13 @@ def maps(sample):
 def test_journey_map_table_parity(maps):
     """The map a reader sees (rows x stages, formatted text) is the same text on both engines."""
     duck, spark = maps
-    assert duck.table.shape == (8, 6) and (duck.table != "—").sum().sum() > 30
+    # one row per journeymap.ROWS entry; a label column and one column per five_stage() stage
+    assert duck.table.shape == (len(journeymap.ROWS), 1 + len(cj.five_stage().stages))
+    assert (duck.table != "—").sum().sum() > 30  # most cells filled on the sample
     pd.testing.assert_frame_equal(duck.table, spark.table)
     assert_same(duck.stages, spark.stages)
-    assert duck.stages["median_dwell_hours"].notna().sum() == 4  # epoch_us durations ran
+    # epoch_us durations ran: every stage but the last (advocacy has no next stage) has a dwell
+    assert duck.stages["median_dwell_hours"].notna().sum() == len(cj.five_stage().stages) - 1
     assert_same(duck.furthest, spark.furthest)
 
 
@@ -133,7 +136,8 @@ def test_slow_steps_parity(sample):
     """Dwell per stage step in hours (epoch_us), the all-steps median threshold and the customers
     above it."""
     duck, spark = run_both(sample, journeymap.slow_steps, "events", stages=cj.five_stage())
-    assert len(duck) == 4 and duck["slow_customers"].gt(0).all()
+    assert len(duck) == len(cj.five_stage().stages) - 1  # a step into advocacy never closes
+    assert duck["slow_customers"].gt(0).all()
     assert duck["threshold_hours"].iloc[0] > 0
     assert_same(duck, spark)
 
@@ -160,7 +164,8 @@ def test_customer_outcomes_parity(sample):
         )
         frames.append(eng.to_pandas(expr))
     duck, spark = frames
-    assert len(duck) == 3100 and duck["variant"].nunique() == 2
+    assert len(duck) == sample("experiments")["duckdb"].report.rows_loaded  # one row a customer
+    assert duck["variant"].nunique() == 2
     assert 0 < duck["conversion__num"].mean() < 1
     assert_same(duck, spark)
 
@@ -182,7 +187,9 @@ def test_analyze_parity(sample):
         **AB,
     )
     conv = duck.comparisons.set_index("metric").loc["conversion"]
-    assert conv["n_control"] + conv["n_variant"] == 3100 and conv["p_value"] < 0.01
+    assigned = sample("experiments")["duckdb"].report.rows_loaded  # one row a customer
+    assert conv["n_control"] + conv["n_variant"] == assigned
+    assert conv["p_value"] < 0.01  # the lift planted by cjlib.synth (data/truth.json) is found
     assert duck.segments["dimension"].nunique() == 3 and len(duck.sequential) > 100
     assert duck.comparisons[["p_mann_whitney", "boot_lift_low"]].notna().any().all()
     for table in ("comparisons", "estimates", "stats", "checks", "srm", "exposure", "balance",
@@ -207,7 +214,9 @@ def test_customer_features_parity(sample):
         "events",
         kw_tables={"customers": "customers", "surveys": "surveys"},
     )
-    assert len(duck) == 5000 and set(duck.blocks.values()) == set(BLOCKS)
+    events = sample("events")["duckdb"]  # one row per customer with an event
+    assert len(duck) == events.engine.to_pandas(events.expr.customer_id.nunique())
+    assert set(duck.blocks.values()) == set(BLOCKS)
     assert duck.frame["days_awareness_to_consideration"].notna().sum() > 1000
     assert duck.frame["nps"].notna().sum() > 1000
     assert_same_features(duck, spark)
@@ -262,8 +271,8 @@ def test_stage_view_parity(sample):
     """The stage section of the drop-off study: stage funnel, furthest stage, transitions, paths,
     Sankey links, industry references and dwell times (minutes from epoch_us)."""
     duck, spark = run_both(sample, funnels.stage_view, "events")
-    assert duck.dwell["steps"].iloc[:4].gt(1000).all()
-    assert duck.dwell["median_hours"].notna().sum() == 4
+    closed = duck.dwell.iloc[:-1]  # advocacy, the last stage, has open steps only
+    assert closed["steps"].gt(1000).all() and closed["median_hours"].notna().all()
     for table in ("dwell", "furthest", "transitions", "paths", "links", "references"):
         assert_same(getattr(duck, table), getattr(spark, table))
     assert_same(duck.funnel.steps, spark.funnel.steps)
