@@ -196,7 +196,9 @@ class Engine:
         name = f"{prefix}_{os.getpid()}_{next(_counter)}"
         if self.name == "duckdb":
             return self.con.create_table(name, expr, temp=True)
-        cached = expr.cache()
+        # this connection's cache, not expr.cache(): Ibis caches an expression over in-memory
+        # tables only (a loaded DataFrame) in its default backend, DuckDB, not in Spark
+        cached = self.con._cached_table(expr)
         # Spark's cache forgets the UTC zone of timestamp columns: restore the declared types
         lost = {c: cached[c].cast(t) for c, t in expr.schema().items() if cached[c].type() != t}
         result = cached.mutate(**lost) if lost else cached

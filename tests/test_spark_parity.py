@@ -27,7 +27,6 @@ from cjlib.personas import BLOCKS, customer_features, rfm_segments
 
 pytest.importorskip("pyspark", reason="the spark extra is installed by `make test`")
 from ibis.common.exceptions import OperationNotDefinedError  # noqa: E402
-from pyspark.errors import AnalysisException  # noqa: E402
 
 ENGINES = ("duckdb", "spark")
 PERSONA = DATA / "customer_persona.csv"
@@ -280,14 +279,6 @@ def test_stage_view_parity(sample):
 
 
 # -- tables loaded from pandas -----------------------------------------------------------------
-@pytest.mark.xfail(
-    strict=True,
-    raises=AnalysisException,
-    reason="cjlib/engine.py Engine.materialize (Spark branch) calls expr.cache(); Ibis caches an"
-    " expression over in-memory tables only (a pandas DataFrame) in its default backend, DuckDB,"
-    " so every later Spark query names `temp`.`main`.ibis_cached_* and fails: load_*(DataFrame,"
-    " engine=spark) always raises. Fix: self.con._cached_table(expr) (and release through it)",
-)
 def test_dwell_times_from_a_dataframe_parity(engines, tiny_events):
     """The same study on a table loaded from a pandas DataFrame (conftest's tiny_events)."""
     duck, spark = (
