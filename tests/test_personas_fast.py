@@ -139,3 +139,16 @@ def test_cards_same_with_assignment_in_any_order(gappy_events, engine):
     pd.testing.assert_frame_equal(a.traits, b.traits)
     pd.testing.assert_frame_equal(a.summary, b.summary)
     assert a.summary["customers"].tolist() == [1, 1]
+
+
+def test_customers_listed_twice_give_one_row(gappy_events, engine):
+    """A customers table that lists x twice (age on one row, region on the other) still gives
+    one feature row per customer, with the known value of each column (the query is run again
+    with one row per customer when an id comes back twice)."""
+    df = pd.DataFrame({"customer_id": ["x", "x", "y"], "age": [40.0, None, 22.0],
+                       "region": [None, "north", "south"]})  # fmt: skip
+    customers = load_customers(df, engine=engine)
+    frame = customer_features(gappy_events, customers=customers, engine=engine).frame
+    assert frame["customer_id"].tolist() == ["x", "y"]
+    assert frame["age"].tolist() == [40.0, 22.0]
+    assert frame["region"].tolist() == ["north", "south"]
