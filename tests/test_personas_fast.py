@@ -1,6 +1,6 @@
-"""The persona pipeline's fast paths against hand-computed values: one window for behaviour and
-journey (unmapped events between mapped ones, tied timestamps), the row-blocked matrix, and the
-per-persona sufficient statistics of the trait effects."""
+"""The persona pipeline's fast paths against hand-computed values: the narrow journey window
+(unmapped events between mapped ones, tied timestamps), features through Arrow, the row-blocked
+matrix, the per-persona sufficient statistics of the trait effects, and cards without a join."""
 
 from __future__ import annotations
 
@@ -36,7 +36,7 @@ def gappy_events(engine):
     return load_events(pd.DataFrame(rows, columns=cols), engine=engine)
 
 
-def test_one_window_counts_steps_across_unmapped_events(gappy_events, engine):
+def test_journey_counts_steps_across_unmapped_events_and_ties(gappy_events, engine):
     """x: a a c p a -> steps a, c, p, a = 4, one regression (p -> a), furthest purchase; 7
     events in 3 distinct sessions (s1 comes back), 4 touches of which 3 search; first
     consideration 1 h after first awareness, purchase 2 h after that. y has no mapped event:

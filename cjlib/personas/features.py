@@ -90,26 +90,8 @@ def _model(stages: StageModel | None) -> StageModel:
     return stages
 
 
-def _activity(events: Any, model: StageModel, engine: Engine, channels: list[str]) -> Any:
-    """One window and one aggregate over all events: behaviour and journey per customer.
-
-    Behaviour: activity, orders, revenue, touches per channel. Journey: events are mapped to
-    stages by :func:`cjlib.journeys.with_stages` and ordered as
-    :func:`cjlib.journeys.stage_steps` orders them; a step starts wherever the stage changes and a
-    regression is a change to an earlier stage, so the counts equal those of the collapsed steps
-    (a test checks them against :func:`cjlib.journeys.stage_sequences`). The previous mapped
-    event's stage comes from one window partitioned by customer *and* "is mapped", so unmapped
-    events stay in the behaviour counts without breaking the chain of mapped ones. The window
-    orders by time and stage only: ``stage_steps`` orders ties further by event name, but tied
-    events with the same stage give the same sequence of stages whichever comes first.
-    """
-    import ibis
-
-    t = with_stages(events, model, engine=engine)
-    mapped = t.stage_index.notnull()
-    window = ibis.window(group_by=[t.customer_id, mapped], order_by=list(_ORDER[:2]))
-    t = t.mutate(prev_index=t.stage_index.lag().over(window))
-    mapped = t.stage_index.notnull()
+def _behaviour(t: Any, engine: Engine, channels: list[str]) -> Any:
+    """One aggregate over all events: activity, orders, revenue, touches per channel."""
     # COUNT(*) FILTER (...) rather than SUM(CAST(... AS INT)): 5x faster on DuckDB at 1e7 rows
     aggs: dict[str, Any] = {
         "first_ts": engine.epoch_seconds(t.timestamp.min()),
@@ -128,8 +110,28 @@ def _activity(events: Any, model: StageModel, engine: Engine, channels: list[str
         aggs["touches"] = t.count(where=t.channel.notnull())
         for name in channels:
             aggs[f"channel_{_slug(name)}"] = t.count(where=t.channel == name)
-    change = mapped & (t.prev_index.isnull() | (t.prev_index != t.stage_index))
-    aggs |= {
+    return t.group_by("customer_id").aggregate(**aggs)
+
+
+def _journey(events: Any, model: StageModel, engine: Engine) -> Any:
+    """Furthest stage, stage steps, regressions and first time at each stage.
+
+    Events are mapped to stages by :func:`cjlib.journeys.with_stages` and ordered as
+    :func:`cjlib.journeys.stage_steps` orders them; a step starts wherever the stage changes and a
+    regression is a change to an earlier stage, so the counts equal those of the collapsed steps
+    (a test checks them against :func:`cjlib.journeys.stage_sequences`). The window carries only
+    customer, time and stage (every other column would be sorted along: ~2x the cost) and
+    orders by time and stage only: ``stage_steps`` orders ties further by event name, but tied
+    events with the same stage give the same sequence of stages whichever comes first.
+    """
+    import ibis
+
+    t = with_stages(events, model, engine=engine)
+    t = t.filter(t.stage_index.notnull()).select("customer_id", "timestamp", "stage_index")
+    window = ibis.window(group_by="customer_id", order_by=list(_ORDER[:2]))
+    t = t.mutate(prev_index=t.stage_index.lag().over(window))
+    change = t.prev_index.isnull() | (t.prev_index != t.stage_index)
+    aggs: dict[str, Any] = {
         "furthest_stage_index": t.stage_index.max(),
         "stage_steps": t.count(where=change),
         "regressions": t.count(where=t.stage_index < t.prev_index),
@@ -137,6 +139,13 @@ def _activity(events: Any, model: StageModel, engine: Engine, channels: list[str
     for i in range(len(model.stages)):
         aggs[f"first_at_{i}"] = engine.epoch_seconds(t.timestamp.min(where=t.stage_index == i))
     return t.group_by("customer_id").aggregate(**aggs)
+
+
+def _activity(events: Any, model: StageModel, engine: Engine, channels: list[str]) -> Any:
+    """Behaviour and journey per customer (one row per customer with an event)."""
+    t, _ = as_table(events, engine)
+    expr = _behaviour(t, engine, channels).left_join(_journey(events, model, engine), "customer_id")
+    return expr.drop(*[c for c in expr.columns if c.endswith("_right")])
 
 
 def _attitudes(surveys: Any, engine: Engine) -> tuple[Any, list[str]]:
