@@ -152,3 +152,14 @@ def test_customers_listed_twice_give_one_row(gappy_events, engine):
     assert frame["customer_id"].tolist() == ["x", "y"]
     assert frame["age"].tolist() == [40.0, 22.0]
     assert frame["region"].tolist() == ["north", "south"]
+
+
+def test_silhouette_hand_computed():
+    """Points 0 and 1 in one cluster, 5 alone: s(0) = (5 - 1) / 5 = 0.8, s(1) = (4 - 1) / 4 =
+    0.75, a point alone in its cluster scores 0 -> mean 1.55 / 3 (Rousseeuw 1987)."""
+    from cjlib.personas.selection import _silhouette
+
+    x = np.array([0.0, 1.0, 5.0])
+    dist = np.abs(x[:, None] - x[None, :])
+    assert _silhouette(dist, np.array([0, 0, 1])) == pytest.approx(1.55 / 3)
+    assert np.isnan(_silhouette(dist, np.array([0, 0, 0])))
