@@ -229,6 +229,7 @@ def find_personas(
     (default settings unless ``model`` is given; a model already fitted on ``features`` is used as
     it is), cards with stability."""
     if features is None:
+        _import_in_background()  # scikit-learn loads while the engine builds the features
         features = customer_features(
             events, customers=customers, surveys=surveys, stages=stages, engine=engine
         )
@@ -244,6 +245,24 @@ def find_personas(
               "features": features.params, "prepare": model.prepared_.params}  # fmt: skip
     return PersonaResult(assignment, cards, model.selection_, model.stability_,
                          model.prepared_.missing, params)  # fmt: skip
+
+
+def _import_in_background() -> None:
+    """Start importing scikit-learn's clustering and metrics on a daemon thread (~1.5-3 s in a
+    fresh process, nearly all of it Python work that overlaps the engine's query, which holds no
+    interpreter lock). Python's import locks make a later import of the same modules wait for
+    this one instead of repeating it."""
+    import sys
+    import threading
+
+    if "sklearn.cluster" in sys.modules and "sklearn.metrics" in sys.modules:
+        return
+
+    def load() -> None:
+        import sklearn.cluster  # noqa: F401
+        import sklearn.metrics  # noqa: F401
+
+    threading.Thread(target=load, name="cjlib-import-sklearn", daemon=True).start()
 
 
 def _plain(value: Any) -> Any:
