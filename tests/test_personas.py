@@ -264,3 +264,20 @@ def test_read_assignment_checks_columns(tmp_path):
     pd.DataFrame({"customer_id": ["1"], "persona": ["x"], "extra": [1]}).to_csv(path, index=False)
     with pytest.raises(ValueError, match="must have customer_id and one segment column"):
         read_assignment(path)
+
+
+def test_survey_goal_is_the_most_frequent_answer_ties_alphabetical(small_events, engine):
+    """goal per customer, counted by hand: c1 answered b, a (a tie -> 'a', the alphabetically
+    first); c2 answered b, b, a -> 'b'; c3 answered only blanks -> missing."""
+    df = pd.DataFrame(
+        {
+            "customer_id": ["c1", "c1", "c2", "c2", "c2", "c3"],
+            "timestamp": ["2026-01-05T00:00:00Z"] * 6,
+            "nps": [9.0] * 6,
+            "goal": ["b", "a", "b", "b", "a", None],
+        }
+    )
+    f = customer_features(small_events, surveys=load_surveys(df, engine=engine), engine=engine)
+    goal = f.frame.set_index("customer_id")["goal"]
+    assert (goal["c1"], goal["c2"]) == ("a", "b") and pd.isna(goal["c3"])
+    assert f.blocks["goal"] == "attitudes" and "goal" in f.categorical

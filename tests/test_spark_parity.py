@@ -26,7 +26,6 @@ from cjlib.experiments.metrics import customer_outcomes
 from cjlib.personas import BLOCKS, customer_features, rfm_segments
 
 pytest.importorskip("pyspark", reason="the spark extra is installed by `make test`")
-from ibis.common.exceptions import OperationNotDefinedError  # noqa: E402
 
 ENGINES = ("duckdb", "spark")
 PERSONA = DATA / "customer_persona.csv"
@@ -233,14 +232,6 @@ def test_customer_features_without_session_id_parity(sample):
     assert_same_features(duck, spark)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=OperationNotDefinedError,
-    reason="cjlib/personas/features.py _attitudes: the most frequent answer of a goal / motivation"
-    " / challenge column is s[c].mode(), and Ibis 12's PySpark compiler has no rule for Mode, so"
-    " customer_features(surveys=<with such a column>) raises on Spark; DuckDB's mode also breaks"
-    " ties by its own rule, so a fix should rank (count desc, value asc) explicitly",
-)
 def test_customer_features_survey_text_parity(sample):
     """The attitudes block with a text answer column: the sample surveys' touchpoint as 'goal'
     (a customer's most frequent answer; customers with two different answers have a tie)."""

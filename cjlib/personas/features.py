@@ -155,9 +155,23 @@ def _attitudes(surveys: Any, engine: Engine) -> tuple[Any, list[str]]:
     for c in numeric:
         aggs[c] = s[c].cast("float64").mean()
     text = [c for c in s.columns if c.lower() in SURVEY_TEXT]
+    out = s.group_by("customer_id").aggregate(**aggs)
     for c in text:
-        aggs[c] = s[c].mode()
-    return s.group_by("customer_id").aggregate(**aggs), text
+        out = out.left_join(_most_frequent(s, c), "customer_id").drop("customer_id_right")
+    return out, text
+
+
+def _most_frequent(s: Any, column: str) -> Any:
+    """``customer_id, <column>``: each customer's most frequent non-missing answer; ties go to
+    the alphabetically first answer (the same on every engine: Ibis's ``mode()`` has no Spark
+    rule, and DuckDB's breaks ties its own way)."""
+    import ibis
+
+    answered = s.filter(s[column].notnull())
+    n = answered.group_by(["customer_id", column]).aggregate(_n=answered.count())
+    order = ibis.window(group_by="customer_id", order_by=[ibis.desc("_n"), column])
+    n = n.mutate(_rank=ibis.row_number().over(order))
+    return n.filter(n._rank == 0).select("customer_id", column)
 
 
 def _demographics(
