@@ -211,6 +211,8 @@ def test_rfm_scores_and_segments_hand_computed():
     assert c.loc["a", "recency_days"] == 151  # 2026-01-01 -> 2026-06-01
     assert res.segments["customers"].sum() == 5
     assert res.assignment().columns.tolist() == ["customer_id", "segment"]
+    cells = rfm_segments(events, as_of="2026-06-01", bins=3).segments  # score cells, not names
+    assert cells["customers"].sum() == 5 and set(cells["segment"]) >= {"111", "333"}
     with pytest.raises(ValueError, match="bins must be an int from 2 to 10"):
         rfm_segments(events, bins=1)
     with pytest.raises(ValueError, match="needs a revenue column"):

@@ -124,8 +124,10 @@ def rfm_segments(
         monetary_median=("monetary", "median"),
         revenue=("monetary", "sum"),
     )
-    order = [n for n, _ in RFM_RULES] + ["Others"]
-    seg = seg.reindex([n for n in order if n in seg.index]).reset_index()
+    if bins == 5:  # the named segments in the rules' order; score cells sort as text
+        order = [n for n, _ in RFM_RULES] + ["Others"]
+        seg = seg.reindex([n for n in order if n in seg.index])
+    seg = seg.reset_index()
     seg["share"] = seg["customers"] / total
     seg["share_low"], seg["share_high"] = wilson_interval(
         seg["customers"], total, confidence=confidence
