@@ -191,6 +191,11 @@ class Engine:
                     out[name] = out[name].dt.tz_localize(dtype.timezone)
         return out
 
+    def to_arrow(self, expr: ir.Table) -> Any:
+        """Execute ``expr`` here and return a ``pyarrow.Table`` (no per-value Python objects:
+        for large results that pandas would turn into object columns)."""
+        return self.con.to_pyarrow(expr)
+
     def materialize(self, expr: ir.Table, *, prefix: str = "cjlib") -> ir.Table:
         """Compute ``expr`` once and keep it in the engine (temp table / Spark cache)."""
         name = f"{prefix}_{os.getpid()}_{next(_counter)}"

@@ -201,7 +201,7 @@ def _view(dtype: Any) -> bool:
     return bool(getattr(pa.types, "is_string_view", lambda _: False)(dtype))
 
 
-def _fetch(expr: Any) -> tuple[dict[str, pd.Series], bool]:
+def _fetch(expr: Any, engine: Engine) -> tuple[dict[str, pd.Series], bool]:
     """The rows of ``expr`` (ordered by ``customer_id``) as one Series per column, through Arrow:
     numbers as float64 / int64 (gaps as NaN), ``customer_id`` as ``str``, other text as objects
     (gaps as ``None``); and whether any ``customer_id`` occurs more than once.
@@ -212,7 +212,7 @@ def _fetch(expr: Any) -> tuple[dict[str, pd.Series], bool]:
     import pyarrow as pa
     import pyarrow.compute as pc
 
-    table = expr.to_pyarrow()
+    table = engine.to_arrow(expr)
     ids = table["customer_id"]
     repeated = len(ids) > 1 and bool(pc.any(pc.equal(ids[1:], ids[:-1])).as_py())
     out: dict[str, pd.Series] = {}
@@ -300,9 +300,9 @@ def customer_features(
     # customers tables nearly always hold each id once: join them as they are (deduplicating
     # 1.4 M customers costs a second hash aggregate), and only when an id comes back twice run
     # the query again with one row per customer
-    df, repeated = _fetch(query(dedupe=False))
+    df, repeated = _fetch(query(dedupe=False), engine)
     if repeated and customers is not None:
-        df, _ = _fetch(query(dedupe=True))
+        df, _ = _fetch(query(dedupe=True), engine)
     ref = float(df["last_ts"].max()) if as_of is None else pd.Timestamp(as_of).timestamp()
     if as_of is not None and pd.Timestamp(as_of).tzinfo is None:
         ref = pd.Timestamp(as_of, tz="UTC").timestamp()
