@@ -168,6 +168,8 @@ def table(
             caption + " " if caption else ""
         ) + f"(rows with fewer than {k} customers are suppressed)"
     styler = styler.set_properties(subset=text, **{"text-align": "left"})
+    if merged:  # an estimate and its interval stay on one line
+        styler = styler.set_properties(subset=merged, **{"white-space": "nowrap"})
     styler = styler.set_table_styles([{"selector": "th", "props": [("text-align", "left")]}])
     return styler.set_caption(caption) if caption else styler
 
