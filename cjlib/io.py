@@ -191,7 +191,6 @@ def _load(
     duplicate_keys: Any,
     keep: bool,
 ) -> LoadedTable:
-
     mapping = resolve_column_map(table, raw.columns, column_map)
     raw = raw.rename({new: old for old, new in mapping.items()}) if mapping else raw
     raw = infer_properties(raw, spec, engine)
@@ -207,10 +206,15 @@ def _load(
 
             raise SchemaError(table, column, "filters names an unknown column",
                               hint=did_you_mean(column, coerced.columns))  # fmt: skip
-    # keep the coerced table first: every later count reads stored columns, not the parsing
-    t = engine.materialize(coerced, prefix=f"cjlib_{table}") if keep else coerced
+    # without a period or filters the whole table is kept first, so the key counts read stored
+    # columns rather than parse the source again; with them, only the rows asked for are kept
+    narrowed = start is not None or end is not None or bool(filters)
+    first = engine.materialize(coerced, prefix=f"cjlib_{table}") if keep and not narrowed else None
+    t = coerced if first is None else first
     try:
         t, dropped = _filtered(t, table, engine, start=start, end=end, filters=filters, keep=keep)
+        if first is not None and t is not first:
+            engine.release(first)
         rows = int(engine.to_pandas(t.count()))
         if rows == 0:
             raise SchemaError(
@@ -237,8 +241,8 @@ def _filtered(
     t: ir.Table, table: str, engine: Engine, *, start: Any, end: Any, filters: Any, keep: bool
 ) -> tuple[ir.Table, dict[str, int]]:
     """Drop rows without a key column, then apply start/end and ``filters`` (checked by the
-    caller); a filtered table is kept anew (and the input released). Returns it and the dropped
-    counts."""
+    caller); with ``keep``, a filtered table is kept anew (the caller releases the input).
+    Returns it and the dropped counts."""
     import ibis
     import pandas as pd
 
@@ -261,9 +265,7 @@ def _filtered(
         out = out.filter(out[column].isin(values))
     if out is t or not keep:
         return out, dropped
-    kept = engine.materialize(out, prefix=f"cjlib_{table}")
-    engine.release(t)
-    return kept, dropped
+    return engine.materialize(out, prefix=f"cjlib_{table}"), dropped
 
 
 def _duplicates(

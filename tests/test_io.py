@@ -382,3 +382,17 @@ def test_keep_false_is_a_view_over_the_source_with_the_same_rows(tiny_events, wr
     dropped = cj.load_events(path, engine=engine, keep=False, duplicates="drop")
     assert len(dropped) == len(tiny_events) == len(dropped.to_pandas())
     assert len(cj.load_events(path, engine=engine, keep=False, start="2026-01-02")) < len(doubled)
+
+
+def test_a_period_load_keeps_only_its_rows_and_still_reports_missing_keys(tiny_events, engine):
+    """With start/end the rows are filtered before anything is kept (one kept table), and rows
+    without a customer are counted over the whole input, as without a period."""
+    df = tiny_events.copy()
+    df.loc[0, "customer_id"] = None  # c1's first event, 2026-01-01
+    before = {t for t in engine.con.list_tables() if t.startswith("cjlib_")}
+    loaded = cj.load_events(df, engine=engine, start="2026-01-02")
+    after = {t for t in engine.con.list_tables() if t.startswith("cjlib_")}
+    assert len(after - before) == 1
+    assert loaded.report.dropped == {"rows without customer_id": 1}
+    ts = pd.to_datetime(tiny_events["timestamp"], utc=True)
+    assert len(loaded) == int((ts >= pd.Timestamp("2026-01-02", tz="UTC")).sum())
