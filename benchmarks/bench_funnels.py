@@ -126,7 +126,6 @@ def _duck_table(path: Path):
     spilling to a temporary folder: how a log larger than memory is queried."""
     from cjlib.engine import Engine
 
-    names = ", ".join(f"'{s}'" for s in STEPS + OTHER)
     if os.environ.get("CJ_BENCH_SOURCE") == "parquet":
         eng = Engine.duckdb(memory_limit=os.environ.get("CJ_BENCH_MEMORY", "3GB"))
         eng.con.raw_sql(f"SET temp_directory = '{tempfile.mkdtemp(prefix='cj_spill_')}'")
@@ -134,6 +133,7 @@ def _duck_table(path: Path):
         eng.con.raw_sql(f"CREATE VIEW events AS SELECT * FROM read_parquet('{path}')")
         return eng
     eng = Engine.duckdb()
+    names = ", ".join(f"'{s}'" for s in STEPS + OTHER)
     eng.con.raw_sql(f"CREATE TYPE ev AS ENUM ({names})")
     eng.con.raw_sql(
         "CREATE TABLE events AS SELECT customer_id, timestamp, CAST(event AS ev) AS event "

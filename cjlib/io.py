@@ -255,11 +255,10 @@ def _filtered(
         if n:
             dropped[f"rows without {c}"] = n
     out = t.filter(*[t[c].notnull() for c in keys]) if dropped else t
-    time_col = "timestamp"
     if start is not None:
-        out = out.filter(out[time_col] >= ibis.literal(pd.Timestamp(start, tz="UTC")))
+        out = out.filter(out.timestamp >= ibis.literal(pd.Timestamp(start, tz="UTC")))
     if end is not None:
-        out = out.filter(out[time_col] < ibis.literal(pd.Timestamp(end, tz="UTC")))
+        out = out.filter(out.timestamp < ibis.literal(pd.Timestamp(end, tz="UTC")))
     for column, wanted in (filters or {}).items():
         values = list(wanted) if isinstance(wanted, (list, tuple, set)) else [wanted]
         out = out.filter(out[column].isin(values))
