@@ -7,6 +7,7 @@ with ``t_1 .. t_n`` (and ``xt_k``, ``seq_k`` when exclusions or strict order app
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from cjlib.funnels.spec import FunnelSpec
@@ -16,7 +17,7 @@ if TYPE_CHECKING:  # pragma: no cover
 
     from cjlib.funnels.compute import Prepared
 
-__all__ = ["ordered", "any_order", "window_end"]
+__all__ = ["Link", "Chain", "links", "ordered", "any_order", "window_end"]
 
 
 def window_end(t_entry: Any, spec: FunnelSpec) -> Any:
@@ -25,19 +26,44 @@ def window_end(t_entry: Any, spec: FunnelSpec) -> Any:
     return t_entry + ibis.interval(seconds=spec.window) if spec.window is not None else None
 
 
-def ordered(prep: Prepared, e: ir.Table) -> ir.Table:
+@dataclass(frozen=True)
+class Link:
+    """Step ``k`` of an ordered chain (k = 2..n).
+
+    ``live``: the units in the funnel at step k-1 (keys, ``p_ts`` = the time of step k-1,
+    ``p_end`` = the window end, or the entry time without a window; ``entry_step`` in open mode);
+    ``step``: the units that reached step k (``r`` not null) or were excluded before it (``rx``
+    not null), with the ``p_ts`` and ``p_end`` they had in ``live`` (kept in the engine).
+    """
+
+    k: int
+    live: Any
+    step: Any
+
+
+@dataclass(frozen=True)
+class Chain:
+    """The ordered chain: its links and, in open mode, the units entering at the last step
+    (``last_entrants``: they reach it on entry, so no link holds them)."""
+
+    links: list[Link]
+    last_entrants: Any = None
+
+
+def links(prep: Prepared, e: ir.Table) -> Chain:
     """Closed and open modes: the greedy step-by-step chain of group-and-joins.
 
     Only the units still in the funnel move on: step k joins them to step k's rows and keeps,
-    per unit, the earliest qualifying time (``r_k``) or the exclusion that ended it (``rx_k``).
-    Each step's small result is kept in the engine; the unit table joins them to the entries
-    once at the end.
+    per unit, the earliest qualifying time (``r``) or the exclusion that ended it (``rx``).
+    Each step's small result is kept in the engine.
     """
     import ibis
 
     spec, keys, side = prep.spec, prep.keys, prep.side
     # p_end: when the unit's window closes (computed once per unit, not per joined row)
     carry = ["p_end"] + (["p_next"] if spec.count == "journeys" else [])
+    if spec.mode == "open":
+        carry.append("entry_step")
 
     def entrants(k: int) -> ir.Table:
         x = e.filter(e.entry_step == k) if spec.mode == "open" else e
@@ -47,10 +73,12 @@ def ordered(prep: Prepared, e: ir.Table) -> ir.Table:
             c["p_seq"] = x.seq_entry
         if spec.count == "journeys":
             c["p_next"] = x.t_next
+        if spec.mode == "open":
+            c["entry_step"] = x.entry_step
         return x.select(*keys, **c)
 
     live = entrants(1)
-    reached = []
+    out = []
     for k in range(2, spec.n_steps + 1):
         s = prep.step_rows[k - 1]
         j = live.join(s, [live[c] == s[c] for c in side])
@@ -83,7 +111,7 @@ def ordered(prep: Prepared, e: ir.Table) -> ir.Table:
             if spec.count == "journeys":
                 cond.append(jx.p_next.isnull() | (jx.ts < jx.p_next))
             xagg = jx.filter(*cond).group_by(keys).aggregate(xc=jx.ts.min())
-            both = live.left_join(cand, keys).select(*keys, *carry, *got)
+            both = live.left_join(cand, keys).select(*keys, "p_ts", *carry, *got)
             both = both.left_join(xagg, keys).select(*both.columns, "xc")
             both = both.filter(both.r.notnull() | both.xc.notnull())
             hit = both.xc.notnull() & (both.r.isnull() | (both.xc < both.r))
@@ -92,22 +120,31 @@ def ordered(prep: Prepared, e: ir.Table) -> ir.Table:
                 **{g: ibis.ifelse(hit, None, both[g]) for g in got},
             ).drop("xc")
             got.append("rx")
-        step = cand.select(*keys, *carry, *got)
-        if k < spec.n_steps:  # read twice (next step, unit table); the last one only once
-            step = prep.keep(step)
-        reached.append(step.select(*keys, **{f"{g}_{k}": step[g] for g in got}))
-        if k < spec.n_steps:
-            moved = step.filter(step.r.notnull())
-            nxt = {"p_ts": moved.r, **{c: moved[c] for c in carry}}
-            if spec.strict:
-                nxt["p_seq"] = moved.rs
-            live = moved.select(*keys, **{c: nxt[c] for c in ["p_ts", "p_end",
-                                 *(["p_seq"] if spec.strict else []), *carry[1:]]})  # fmt: skip
-            if spec.mode == "open":
-                live = live.union(entrants(k))
+        step = prep.keep(cand.select(*keys, "p_ts", *carry, *got))
+        out.append(Link(k, live, step))
+        if k == spec.n_steps:
+            break
+        moved = step.filter(step.r.notnull())
+        nxt = {"p_ts": moved.r, **{c: moved[c] for c in carry}}
+        if spec.strict:
+            nxt["p_seq"] = moved.rs
+        live = moved.select(*keys, **{c: nxt[c] for c in ["p_ts", "p_end",
+                             *(["p_seq"] if spec.strict else []), *carry[1:]]})  # fmt: skip
+        if spec.mode == "open":
+            live = live.union(entrants(k))
+    return Chain(out, entrants(spec.n_steps) if spec.mode == "open" else None)
+
+
+def ordered(prep: Prepared, e: ir.Table) -> ir.Table:
+    """Closed and open modes: one row per unit, the entries joined to each link's step table."""
+    import ibis
+
+    spec, keys = prep.spec, prep.keys
     w = e
-    for step in reached:  # all joins first, then one projection (flat SQL)
-        w = w.left_join(step, keys).select(*w.columns, *[c for c in step.columns if c not in keys])
+    for link in links(prep, e).links:  # all joins first, then one projection (flat SQL)
+        step, k = link.step, link.k
+        got = [g for g in ("r", "rs", "rx") if g in step.columns]
+        w = w.left_join(step, keys).select(*w.columns, **{f"{g}_{k}": step[g] for g in got})
     opened = spec.mode == "open"  # closed: every unit entered at step 1
 
     def at_entry(k: int, col: str) -> Any:

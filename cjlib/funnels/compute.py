@@ -22,13 +22,21 @@ from typing import TYPE_CHECKING, Any
 import pandas as pd
 
 from cjlib.engine import Engine, as_table
-from cjlib.funnels.chain import any_order, ordered
+from cjlib.funnels.chain import Chain, any_order, links, ordered
 from cjlib.funnels.spec import FunnelSpec, Step
 
 if TYPE_CHECKING:  # pragma: no cover
     import ibis.expr.types as ir
 
-__all__ = ["Prepared", "prepare", "unit_table", "customer_table", "status_counts", "STATUSES"]
+__all__ = [
+    "Prepared",
+    "prepare",
+    "chain",
+    "unit_table",
+    "customer_table",
+    "status_counts",
+    "STATUSES",
+]
 
 STATUSES = ("converted", "in_progress", "dropped", "excluded")
 _RANK = {"in_progress": 3, "dropped": 2, "excluded": 1, "converted": 0}
@@ -252,6 +260,11 @@ def _status(prep: Prepared, w: ir.Table) -> ir.Table:
             )
         cases.append(((w.depth == k - 1) & open_, "in_progress"))
     return w.mutate(status=ibis.cases(*cases, else_="dropped"))
+
+
+def chain(prep: Prepared) -> Chain:
+    """The ordered chain's links (closed and open modes), for :mod:`cjlib.funnels.tally`."""
+    return links(prep, prep.keep(_entries(prep)))
 
 
 def unit_table(prep: Prepared) -> ir.Table:

@@ -10,8 +10,10 @@ from typing import Any
 import pandas as pd
 
 from cjlib.engine import Engine
+from cjlib.funnels import tally
 from cjlib.funnels.compute import (
     Prepared,
+    chain,
     customer_table,
     prepare,
     status_counts,
@@ -19,7 +21,7 @@ from cjlib.funnels.compute import (
 )
 from cjlib.funnels.spec import FunnelSpec, funnel_spec, to_seconds
 from cjlib.funnels.summary import step_table
-from cjlib.funnels.timing import duration_counts, km_table, timing_table
+from cjlib.funnels.timing import duration_counts, timing_tables
 from cjlib.stages import StageModel
 
 __all__ = ["FunnelResult", "funnel", "resolve_spec", "computed_units", "records"]
@@ -110,6 +112,26 @@ def computed_units(
         prep.release()
 
 
+def _summaries(
+    events: Any, spec: FunnelSpec, engine: Engine | None, resolution: int
+) -> tuple[pd.DataFrame, pd.DataFrame, pd.Timestamp]:
+    """The two small tables a funnel is read from: units by (entry step, furthest step, status)
+    and durations by (step, bucket, event), and the data end. Straight from the chain's links
+    where :func:`cjlib.funnels.tally.applies`, else from the unit table."""
+    prep = prepare(events, spec, engine=engine)
+    to_pandas = prep.engine.to_pandas
+    try:
+        if tally.applies(prep):
+            counts, hist = tally.tables(prep, chain(prep), resolution=resolution)
+        else:
+            units = prep.keep(unit_table(prep))
+            counts = to_pandas(status_counts(customer_table(prep, units)))
+            hist = to_pandas(duration_counts(prep, units, resolution=resolution))
+    finally:
+        prep.release()
+    return counts, hist, prep.as_of
+
+
 def funnel(
     events: Any,
     steps: Any,
@@ -154,17 +176,16 @@ def funnel(
              exclude=exclude, hold=hold, entry=entry, period=period, count=count, as_of=as_of,
              stages=stages),
     )  # fmt: skip
-    with computed_units(events, spec, engine) as (prep, units, counted):
-        counts = prep.engine.to_pandas(status_counts(counted))
-        hist = prep.engine.to_pandas(duration_counts(prep, units, resolution=res))
+    counts, hist, as_of = _summaries(events, spec, engine, res)
     labels = spec.labels
     hist = hist.astype({"step": "int64", "bucket": "int64", "event": "int64", "n": "int64"})
+    timing, km = timing_tables(hist, labels, resolution=res)
     return FunnelResult(
         steps=step_table(counts, spec, confidence=confidence),
-        timing=timing_table(hist, labels, resolution=res),
-        km=km_table(hist, labels, resolution=res),
+        timing=timing,
+        km=km,
         entered=int(counts["n"].sum()) if len(counts) else 0,
-        as_of=prep.as_of,
+        as_of=as_of,
         spec=spec,
         confidence=confidence,
     )

@@ -45,35 +45,35 @@ STEP_COLUMNS = [
 ]
 
 
-def _sum(c: pd.DataFrame, mask: pd.Series) -> int:
-    return int(c.loc[mask, "n"].sum())
-
-
 def step_table(counts: pd.DataFrame, spec: FunnelSpec, *, confidence: float = 0.95) -> pd.DataFrame:
     """The funnel table from ``status_counts`` rows (``entry_step, depth, status, n``)."""
-    c = counts.copy()
-    for col in ("entry_step", "depth", "n"):
-        c[col] = c[col].astype("int64") if len(c) else pd.Series([], dtype="int64")
-    e, d, s = c["entry_step"], c["depth"], c["status"]
+    e = counts["entry_step"].to_numpy(dtype="int64")
+    d = counts["depth"].to_numpy(dtype="int64")
+    s = counts["status"].to_numpy(dtype=object)
+    n = counts["n"].to_numpy(dtype="int64")
+
+    def total(mask: np.ndarray) -> int:
+        return int(n[mask].sum())
+
     any_order = spec.mode == "any_order"
     rows = []
     for k in range(1, spec.n_steps + 1):
-        reached = _sum(c, (e <= k) & (d >= k))
-        here = 0 if any_order else _sum(c, (e == k))
+        reached = total((e <= k) & (d >= k))
+        here = 0 if any_order else total(e == k)
         if k == 1 or any_order:
-            at_prev = _sum(c, (e <= k) & (d >= k - 1)) if k > 1 else int(c["n"].sum())
+            at_prev = total((e <= k) & (d >= k - 1)) if k > 1 else int(n.sum())
             went_on = reached
         else:
-            at_prev = _sum(c, (e <= k - 1) & (d >= k - 1))
-            went_on = _sum(c, (e <= k - 1) & (d >= k))
+            at_prev = total((e <= k - 1) & (d >= k - 1))
+            went_on = total((e <= k - 1) & (d >= k))
         stop = (e <= max(k - 1, 1)) & (d == k - 1)
         if k == 1 and not any_order:
-            stop = pd.Series(False, index=c.index)
-        prog = _sum(c, stop & (s == "in_progress"))
-        excl = _sum(c, stop & (s == "excluded"))
-        drop = _sum(c, stop & (s == "dropped"))
-        entered = _sum(c, e <= k)
-        open_before = _sum(c, (e <= k) & (d < k) & (s == "in_progress"))
+            stop = np.zeros(len(n), dtype=bool)
+        prog = total(stop & (s == "in_progress"))
+        excl = total(stop & (s == "excluded"))
+        drop = total(stop & (s == "dropped"))
+        entered = total(e <= k)
+        open_before = total((e <= k) & (d < k) & (s == "in_progress"))
         rows.append(
             {
                 "step": k,

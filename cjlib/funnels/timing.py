@@ -26,7 +26,12 @@ from cjlib.funnels.compute import Prepared
 if TYPE_CHECKING:  # pragma: no cover
     import ibis.expr.types as ir
 
-__all__ = ["duration_counts", "kaplan_meier", "timing_table", "km_table"]
+__all__ = ["bucket", "duration_counts", "kaplan_meier", "timing_tables"]
+
+
+def bucket(micros: Any, resolution: int) -> Any:
+    """Whole ``resolution``-second buckets of a duration in microseconds (floored)."""
+    return (micros / (resolution * 1_000_000)).floor().cast("int64")
 
 
 def duration_counts(prep: Prepared, units: ir.Table, *, resolution: int = 60) -> ir.Table:
@@ -67,10 +72,11 @@ def duration_counts(prep: Prepared, units: ir.Table, *, resolution: int = 60) ->
         rows = u.filter(u[first].notnull())
         got = rows[f"e_{k}"]
         micros = got.coalesce(rows[f"x_{k}"]) - rows[first]
-        bucket = (micros / (resolution * 1_000_000)).floor().cast("int64")
         parts.append(
             rows.select(
-                step=ibis.literal(k, "int64"), bucket=bucket, event=got.notnull().cast("int64")
+                step=ibis.literal(k, "int64"),
+                bucket=bucket(micros, resolution),
+                event=got.notnull().cast("int64"),
             )
         )
     table = parts[0]
@@ -88,14 +94,13 @@ def kaplan_meier(
 
     At a time with both, events are counted before censorings (the usual convention).
     """
-    d = pd.DataFrame({"time": durations, "event": events})
-    d["w"] = 1 if weights is None else np.asarray(weights)
-    ev = d[d.event == 1].groupby("time")["w"].sum()
-    ce = d[d.event == 0].groupby("time")["w"].sum()
-    times = np.union1d(ev.index, ce.index)
-    ev = ev.reindex(times, fill_value=0).to_numpy(dtype=float)
-    ce = ce.reindex(times, fill_value=0).to_numpy(dtype=float)
-    total = float(d["w"].sum())
+    t = np.asarray(durations, dtype=float)
+    ev_mask = np.asarray(events) == 1
+    w = np.ones(len(t)) if weights is None else np.asarray(weights, dtype=float)
+    times, where = np.unique(t, return_inverse=True)
+    ev = np.bincount(where, weights=np.where(ev_mask, w, 0.0), minlength=len(times))
+    ce = np.bincount(where, weights=np.where(ev_mask, 0.0, w), minlength=len(times))
+    total = float(w.sum())
     at_risk = total - np.concatenate([[0.0], np.cumsum(ev + ce)[:-1]])
     with np.errstate(divide="ignore", invalid="ignore"):
         surv = np.cumprod(1 - ev / at_risk)
@@ -126,11 +131,17 @@ def _quantile(values: np.ndarray, counts: np.ndarray, q: float) -> float:
     return float(values[np.searchsorted(cum, q - 1e-12)])
 
 
-def timing_table(hist: pd.DataFrame, labels: list[str], *, resolution: int) -> pd.DataFrame:
-    """Per step: converters, median and quartiles (and p90) of time to convert among them, and the
-    Kaplan-Meier median (the time by which half of the units would convert, censoring handled;
-    missing when fewer than half ever do). Times in hours."""
-    rows = []
+def timing_tables(
+    hist: pd.DataFrame, labels: list[str], *, resolution: int
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """``(timing, km)`` from the duration histogram (one Kaplan-Meier fit per step).
+
+    ``timing``, per step: converters, median and quartiles (and p90) of time to convert among
+    them, and the Kaplan-Meier median (the time by which half of the units would convert,
+    censoring handled; missing when fewer than half ever do). ``km``: the Kaplan-Meier curves of
+    every step, stacked (``step, label, hours, converted, ...``). Times in hours.
+    """
+    rows, curves = [], []
     for step, g in hist.groupby("step"):
         g = g.sort_values("bucket")
         conv = g[g.event == 1]
@@ -151,16 +162,9 @@ def timing_table(hist: pd.DataFrame, labels: list[str], *, resolution: int) -> p
                 "km_median_hours": float(half["time"].iloc[0]) / 3600 if len(half) else np.nan,
             }
         )
-    return pd.DataFrame(rows)
-
-
-def km_table(hist: pd.DataFrame, labels: list[str], *, resolution: int) -> pd.DataFrame:
-    """Kaplan-Meier curves for every step, stacked: ``step, label, hours, converted, ...``."""
-    parts = []
-    for step, g in hist.groupby("step"):
-        km = kaplan_meier(g["bucket"] * resolution, g["event"], g["n"])
         km.insert(0, "label", labels[int(step) - 1])
         km.insert(0, "step", int(step))
         km.insert(2, "hours", km.pop("time") / 3600)
-        parts.append(km)
-    return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()
+        curves.append(km)
+    km_all = pd.concat(curves, ignore_index=True) if curves else pd.DataFrame()
+    return pd.DataFrame(rows), km_all
