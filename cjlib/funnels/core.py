@@ -24,7 +24,7 @@ from cjlib.funnels.summary import step_table
 from cjlib.funnels.timing import duration_counts, timing_tables
 from cjlib.stages import StageModel
 
-__all__ = ["FunnelResult", "funnel", "resolve_spec", "computed_units", "records"]
+__all__ = ["FunnelResult", "TestedTable", "funnel", "resolve_spec", "computed_units", "records"]
 
 
 def records(df: pd.DataFrame) -> list[dict]:
@@ -32,6 +32,21 @@ def records(df: pd.DataFrame) -> list[dict]:
     import json
 
     return json.loads(df.to_json(orient="records", date_format="iso"))
+
+
+class TestedTable:
+    """For results whose ``table`` has ``difference`` and ``p_adjusted`` columns (and ``alpha``)."""
+
+    table: pd.DataFrame
+    alpha: float
+
+    def significant(self) -> pd.DataFrame:
+        """Rows whose adjusted p-value is below ``alpha``, largest differences first."""
+        t = self.table[self.table["p_adjusted"] < self.alpha]
+        return t.reindex(t["difference"].abs().sort_values(ascending=False).index)
+
+    def to_frame(self) -> pd.DataFrame:
+        return self.table.copy()
 
 
 @dataclass(frozen=True)

@@ -28,7 +28,7 @@ import numpy as np
 import pandas as pd
 
 from cjlib.engine import Engine, as_table
-from cjlib.funnels.core import computed_units, records, resolve_spec
+from cjlib.funnels.core import TestedTable, computed_units, records, resolve_spec
 from cjlib.funnels.inference import adjust, newcombe_interval, two_proportion_test
 from cjlib.funnels.summary import step_table
 
@@ -36,7 +36,7 @@ __all__ = ["DriverResult", "dropoff_drivers"]
 
 
 @dataclass(frozen=True)
-class DriverResult:
+class DriverResult(TestedTable):
     """``table``: ``feature, value, dropped_with, dropped_share, converted_with,
     converted_share, difference (+ interval), p_value, p_adjusted, direction``; ``step`` the step
     studied, ``n_dropped`` / ``n_converted`` the denominators."""
@@ -47,13 +47,6 @@ class DriverResult:
     n_dropped: int
     n_converted: int
     alpha: float
-
-    def significant(self) -> pd.DataFrame:
-        t = self.table[self.table["p_adjusted"] < self.alpha]
-        return t.reindex(t["difference"].abs().sort_values(ascending=False).index)
-
-    def to_frame(self) -> pd.DataFrame:
-        return self.table.copy()
 
     def to_dict(self) -> dict:
         return {"step": self.step, "label": self.label, "n_dropped": self.n_dropped,

@@ -25,7 +25,7 @@ import numpy as np
 import pandas as pd
 
 from cjlib.engine import Engine, as_table
-from cjlib.funnels.core import computed_units, records, resolve_spec
+from cjlib.funnels.core import TestedTable, computed_units, records, resolve_spec
 from cjlib.funnels.inference import adjust, newcombe_interval, two_proportion_test
 from cjlib.funnels.summary import step_table
 
@@ -93,7 +93,7 @@ def persona_segments(source: Any, *, engine: Engine | None = None):
 
 
 @dataclass(frozen=True)
-class SegmentResult:
+class SegmentResult(TestedTable):
     """``table``: one row per (segment, step) with the segment's and the rest's conversion from
     the previous step (step ``0`` = the whole funnel: last step / entrants), their difference
     with a Newcombe interval, the test's p-value and the adjusted p-value; ``sizes``: entrants
@@ -105,14 +105,6 @@ class SegmentResult:
     adjust: str
     min_size: int
     alpha: float
-
-    def significant(self) -> pd.DataFrame:
-        """Rows whose adjusted p-value is below ``alpha``, largest gaps first."""
-        t = self.table[self.table["p_adjusted"] < self.alpha]
-        return t.reindex(t["difference"].abs().sort_values(ascending=False).index)
-
-    def to_frame(self) -> pd.DataFrame:
-        return self.table.copy()
 
     def to_dict(self) -> dict:
         return {"by": self.by, "adjust": self.adjust, "min_size": self.min_size,
