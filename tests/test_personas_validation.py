@@ -81,6 +81,31 @@ def test_model_predict_matches_fit_labels(sample_result):
         personas.PersonaModel().predict(features)
 
 
+def test_journey_block_fetched_while_fitting_gives_the_same_result(sample_result):
+    """find_personas from events fits while the journey block's query runs (the default weights
+    leave that block out of the clustering): the assignment, k table, stability and cards equal
+    those of find_personas given the complete feature table; a positive journey weight clusters
+    on the journey columns."""
+    result, events = sample_result
+    customers, surveys = cj.load_sample("customers"), cj.load_sample("surveys")
+    features = personas.customer_features(events, customers=customers, surveys=surveys)
+    assert "stage_steps" in features.frame and features.blocks["stage_steps"] == "journey"
+    model = personas.PersonaModel(n_boot=5)
+    given = personas.find_personas(
+        events, customers=customers, surveys=surveys, features=features, model=model
+    )
+    pd.testing.assert_frame_equal(given.assignment, result.assignment)
+    pd.testing.assert_frame_equal(given.selection.table, result.selection.table)
+    pd.testing.assert_frame_equal(given.cards.traits, result.cards.traits)
+    pd.testing.assert_frame_equal(given.cards.stages, result.cards.stages)
+    assert given.stability.summary == result.stability.summary
+    assert given.params == result.params
+    model = personas.PersonaModel(k=3, n_boot=2, weights={"journey": 1.0})
+    weighted = personas.find_personas(events, customers=customers, model=model)
+    assert "stage_steps" in set(weighted.missing["feature"])
+    assert "stage_steps" not in set(result.missing["feature"])
+
+
 def test_other_methods_run(sample_result):
     """Gower + k-medoids (mixed data), Gaussian mixture and mini-batch k-means all assign every
     customer; recovery by them is weaker on this data (reported, not asserted)."""

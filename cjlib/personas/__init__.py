@@ -26,7 +26,7 @@ import pandas as pd
 
 from cjlib.personas.cards import PersonaCards, persona_cards
 from cjlib.personas.cluster import METHODS, ClusterFit, fit_clusters
-from cjlib.personas.features import BLOCKS, FeatureTable, customer_features
+from cjlib.personas.features import BLOCKS, FeatureTable, _start, customer_features
 from cjlib.personas.prepare import PreparedFeatures, prepare_features
 from cjlib.personas.rfm import RFMResult, rfm_segments
 from cjlib.personas.selection import KSelection, Stability, bootstrap_stability, select_k
@@ -228,12 +228,18 @@ def find_personas(
     """The whole pipeline: features (engine; or the given ``features``), :class:`PersonaModel`
     (default settings unless ``model`` is given; a model already fitted on ``features`` is used as
     it is), cards with stability."""
+    model = model or PersonaModel()
     if features is None:
         _import_in_background()  # scikit-learn loads while the engine builds the features
-        features = customer_features(
-            events, customers=customers, surveys=surveys, stages=stages, engine=engine
-        )
-    model = model or PersonaModel()
+        build = _start(events, customers=customers, surveys=surveys, stages=stages, engine=engine)
+        if _needs_journey(model):
+            features = build.table()
+        else:  # the journey block is for the cards only: its query runs while the model fits
+            build.journey_in_background()
+            try:
+                model.fit(build.partial())
+            finally:  # the engine is free again only once the journey query is back
+                features = build.table()
     if not hasattr(model, "clusters_"):
         model.fit(features)
     assignment = model.assignment()
@@ -245,6 +251,15 @@ def find_personas(
               "features": features.params, "prepare": model.prepared_.params}  # fmt: skip
     return PersonaResult(assignment, cards, model.selection_, model.stability_,
                          model.prepared_.missing, params)  # fmt: skip
+
+
+def _needs_journey(model: PersonaModel) -> bool:
+    """Whether fitting ``model`` needs the journey block: a positive journey weight, or
+    ``exclude`` names (checked against every feature column); a fitted model is not refitted."""
+    if hasattr(model, "clusters_") or model.exclude:
+        return True
+    weights = DEFAULT_WEIGHTS | dict(model.weights or {})
+    return "journey" in model.blocks and float(weights.get("journey", 0)) > 0
 
 
 def _import_in_background() -> None:

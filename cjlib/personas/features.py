@@ -141,13 +141,6 @@ def _journey(events: Any, model: StageModel, engine: Engine) -> Any:
     return t.group_by("customer_id").aggregate(**aggs)
 
 
-def _activity(events: Any, model: StageModel, engine: Engine, channels: list[str]) -> Any:
-    """Behaviour and journey per customer (one row per customer with an event)."""
-    t, _ = as_table(events, engine)
-    expr = _behaviour(t, engine, channels).left_join(_journey(events, model, engine), "customer_id")
-    return expr.drop(*[c for c in expr.columns if c.endswith("_right")])
-
-
 def _attitudes(surveys: Any, engine: Engine) -> tuple[Any, list[str]]:
     s, _ = as_table(surveys, engine)
     aggs: dict[str, Any] = {"survey_responses": s.count()}
@@ -201,19 +194,23 @@ def _view(dtype: Any) -> bool:
     return bool(getattr(pa.types, "is_string_view", lambda _: False)(dtype))
 
 
-def _fetch(expr: Any, engine: Engine) -> tuple[dict[str, pd.Series], bool]:
-    """The rows of ``expr`` (ordered by ``customer_id``) as one Series per column, through Arrow:
+def _fetch(expr: Any, engine: Engine) -> tuple[dict[str, pd.Series], bool, Any]:
+    """The rows of ``expr`` ordered by ``customer_id`` as one Series per column, through Arrow:
     numbers as float64 / int64 (gaps as NaN), ``customer_id`` as ``str``, other text as objects
-    (gaps as ``None``); and whether any ``customer_id`` occurs more than once.
+    (gaps as ``None``); whether any ``customer_id`` occurs more than once; and the ids as Arrow.
 
-    A pandas frame straight from the engine turns every column with a gap into Python objects
-    first (~2 s for 1.4 M customers); numbers never need to pass through Python here.
+    The rows are sorted here (Arrow's sort of the ids, byte order as in the engine's ORDER BY):
+    on 1.4 M customers a sort on the client costs less than one in the engine, and Spark returns
+    rows in any order anyway. A pandas frame straight from the engine turns every column with a
+    gap into Python objects first (~2 s for 1.4 M customers); numbers never pass through Python.
     """
     import pyarrow as pa
     import pyarrow.compute as pc
 
     table = engine.to_arrow(expr)
-    ids = table["customer_id"]
+    order = pc.sort_indices(table["customer_id"])
+    table = table.take(order)
+    ids = table["customer_id"].combine_chunks()
     repeated = len(ids) > 1 and bool(pc.any(pc.equal(ids[1:], ids[:-1])).as_py())
     out: dict[str, pd.Series] = {}
     for name, col in zip(table.column_names, table.columns, strict=True):
@@ -227,7 +224,24 @@ def _fetch(expr: Any, engine: Engine) -> tuple[dict[str, pd.Series], bool]:
             out[name] = pd.Series(levels[index], dtype=object)
         else:
             out[name] = pd.Series(col.to_numpy(zero_copy_only=False), copy=False)
-    return out, repeated
+    return out, repeated, ids
+
+
+def _fetch_journey(expr: Any, engine: Engine, ids: Any) -> dict[str, np.ndarray]:
+    """The journey columns of ``expr`` for the customers ``ids`` (sorted Arrow ids of the main
+    query), in that order; customers without a mapped event get missing values."""
+    import pyarrow.compute as pc
+
+    table = engine.to_arrow(expr)
+    table = table.take(pc.sort_indices(table["customer_id"]))
+    mine = table["customer_id"].combine_chunks()
+    if not mine.equals(ids):  # some customers have no mapped event (or ids repeat in the main)
+        table = table.take(pc.index_in(ids, value_set=mine))
+    return {
+        name: table[name].to_numpy(zero_copy_only=False).astype(float)
+        for name in table.column_names
+        if name != "customer_id"
+    }
 
 
 def customer_features(
@@ -256,6 +270,122 @@ def customer_features(
     max_channels
         Channel-mix columns for at most this many channels, the most frequent first.
     """
+    return _start(events, customers=customers, surveys=surveys, stages=stages, as_of=as_of,
+                  max_channels=max_channels, engine=engine).table()  # fmt: skip
+
+
+class _Build:
+    """Features being built: every block but the journey is fetched; the journey block (its own
+    query: a window over the events) is fetched when :meth:`table` needs it, or on a background
+    thread started by :meth:`journey_in_background` while the caller works on :meth:`partial`
+    (persona clustering leaves the journey block out by default and only the cards need it)."""
+
+    def __init__(self, df: dict, model: StageModel, engine: Engine, journey: Any, ids: Any,
+                 layout: dict, params: dict) -> None:  # fmt: skip
+        self.df, self.model, self.engine, self.params = df, model, engine, params
+        self.layout = layout
+        self._query, self._ids, self._future = journey, ids, None
+
+    def journey_in_background(self) -> None:
+        """Start the journey query on a thread (the engine must not run other queries until
+        :meth:`table` returns; DuckDB releases the interpreter lock while it works)."""
+        from concurrent.futures import ThreadPoolExecutor
+
+        pool = ThreadPoolExecutor(1, thread_name_prefix="cjlib-journey")
+        self._future = pool.submit(_fetch_journey, self._query, self.engine, self._ids)
+        pool.shutdown(wait=False)
+
+    def _journey_values(self) -> dict[str, np.ndarray]:
+        if self._future is not None:
+            return self._future.result()
+        return _fetch_journey(self._query, self.engine, self._ids)
+
+    def partial(self) -> FeatureTable:
+        """Every block but the journey (and no ``furthest_stage``)."""
+        return self._assemble(None)
+
+    def table(self) -> FeatureTable:
+        """All blocks (waits for the journey query)."""
+        return self._assemble(self._journey_values())
+
+    def _assemble(self, jdf: dict[str, np.ndarray] | None) -> FeatureTable:
+        df, model, lay = self.df, self.model, self.layout
+        ref = lay["ref"]
+        cols: dict[str, Any] = {"customer_id": df["customer_id"]}
+        blocks: dict[str, str] = {}
+        categorical: list[str] = []
+        cols["recency_days"] = (ref - df["last_ts"].astype(float)) / _DAY
+        cols["tenure_days"] = (ref - df["first_ts"].astype(float)) / _DAY
+        if "frequency" in df:
+            cols["frequency"] = df["frequency"].fillna(0).astype("int64")
+            cols["monetary"] = df["monetary"].fillna(0.0).astype(float)
+            with np.errstate(invalid="ignore", divide="ignore"):
+                aov = cols["monetary"] / cols["frequency"].where(cols["frequency"] > 0)
+            cols["avg_order_value"] = aov.astype(float)
+        cols["events"] = df["events"].astype("int64")
+        cols["sessions"] = df["sessions"].astype("int64")
+        cols["events_per_session"] = cols["events"] / cols["sessions"]
+        if "touches" in df:
+            cols["touches"] = df["touches"].astype("int64")
+            denom = cols["touches"].where(cols["touches"] > 0)
+            for name in lay["channels"]:
+                col = f"channel_{_slug(name)}"
+                cols[col] = (df[col].astype(float) / denom).astype(float)
+        for col in list(cols)[1:]:
+            blocks[col] = "channels" if col.startswith("channel_") else "behaviour"
+        if jdf is not None:
+            index = pd.RangeIndex(len(df["customer_id"]))
+            cols["furthest_stage_index"] = pd.Series(jdf["furthest_stage_index"], index=index)
+            for col in ("stage_steps", "regressions"):
+                cols[col] = pd.Series(np.nan_to_num(jdf[col]).astype("int64"), index=index)
+            for i, (a, b) in enumerate(zip(model.stages, model.stages[1:], strict=False)):
+                gap = (jdf[f"first_at_{i + 1}"] - jdf[f"first_at_{i}"]) / _DAY
+                with np.errstate(invalid="ignore"):
+                    cols[f"days_{_slug(a)}_to_{_slug(b)}"] = pd.Series(
+                        np.where(gap >= 0, gap, np.nan), index=index
+                    )
+            for col in list(cols):
+                if col not in blocks and col != "customer_id":
+                    blocks[col] = "journey"
+        for col in lay["demo_num"]:
+            cols[col] = df[col].astype(float)
+            blocks[col] = "demographics"
+        for col in lay["demo_cat"]:
+            cols[col] = df[col]
+            blocks[col] = "demographics"
+            categorical.append(col)
+        if lay["surveys"]:
+            cols["survey_responses"] = df["survey_responses"].fillna(0).astype("int64")
+            blocks["survey_responses"] = "attitudes"
+            for col in lay["att_num"]:
+                cols[col] = df[col].astype(float)
+                blocks[col] = "attitudes"
+            for col in lay["survey_text"]:
+                cols[col] = df[col]
+                blocks[col] = "attitudes"
+                categorical.append(col)
+        if jdf is not None:
+            idx = jdf["furthest_stage_index"]
+            reached = ~np.isnan(idx)
+            names = np.array(model.stages, dtype=object)
+            where = np.clip(np.nan_to_num(idx, nan=0).astype(int), 0, None)
+            cols["furthest_stage"] = pd.Series(np.where(reached, names[where], None))
+        out = pd.DataFrame(cols, copy=False)
+        return FeatureTable(out, blocks, tuple(categorical), dict(self.params))
+
+
+def _start(
+    events: Any,
+    *,
+    customers: Any = None,
+    surveys: Any = None,
+    stages: StageModel | None = None,
+    as_of: Any = None,
+    max_channels: int = 12,
+    engine: Engine | None = None,
+) -> _Build:
+    """Check the arguments, run the query of every block but the journey, and prepare the
+    journey's (see :class:`_Build`)."""
     if not isinstance(max_channels, int) or isinstance(max_channels, bool) or max_channels < 0:
         raise ValueError(f"max_channels must be an int >= 0, got {max_channels!r}")
     model = _model(stages)
@@ -271,9 +401,8 @@ def customer_features(
             counts.order_by([counts.n.desc(), counts.channel]).limit(max_channels)
         )
         channels = [str(c) for c in top["channel"]]
-    activity = _activity(events, model, engine, channels)
-    blocks: dict[str, str] = {}
-    categorical: list[str] = []
+    activity = _behaviour(t, engine, channels)
+    journey = _journey(events, model, engine)
     demo_num: list[str] = []
     demo_cat: list[str] = []
     survey_text: list[str] = []
@@ -285,6 +414,9 @@ def customer_features(
         if customers is not None:
             demo, demo_num, demo_cat = _demographics(customers, engine, dedupe=dedupe)
             clash = {c for c in demo.columns if c != "customer_id" and c in expr.columns}
+            # the journey block's columns (a query of its own) are renamed as they were when
+            # it was joined here
+            clash |= {c for c in demo.columns if c in journey.columns and c != "customer_id"}
             demo = demo.rename({f"customer_{c}": c for c in clash}) if clash else demo
             demo_num = [f"customer_{c}" if c in clash else c for c in demo_num]
             demo_cat = [f"customer_{c}" if c in clash else c for c in demo_cat]
@@ -295,67 +427,17 @@ def customer_features(
             att_num = [c for c in ("nps", "csat") if c in att.columns]
             expr = expr.left_join(att, "customer_id")
             expr = expr.drop(*[c for c in expr.columns if c.endswith("_right")])
-        return expr.order_by("customer_id")
+        return expr
 
     # customers tables nearly always hold each id once: join them as they are (deduplicating
     # 1.4 M customers costs a second hash aggregate), and only when an id comes back twice run
     # the query again with one row per customer
-    df, repeated = _fetch(query(dedupe=False), engine)
+    df, repeated, ids = _fetch(query(dedupe=False), engine)
     if repeated and customers is not None:
-        df, _ = _fetch(query(dedupe=True), engine)
+        df, _, ids = _fetch(query(dedupe=True), engine)
     ref = float(df["last_ts"].max()) if as_of is None else pd.Timestamp(as_of).timestamp()
     if as_of is not None and pd.Timestamp(as_of).tzinfo is None:
         ref = pd.Timestamp(as_of, tz="UTC").timestamp()
-    out = pd.DataFrame({"customer_id": df["customer_id"]})
-    out["recency_days"] = (ref - df["last_ts"].astype(float)) / _DAY
-    out["tenure_days"] = (ref - df["first_ts"].astype(float)) / _DAY
-    if "frequency" in df:
-        out["frequency"] = df["frequency"].fillna(0).astype("int64")
-        out["monetary"] = df["monetary"].fillna(0.0).astype(float)
-        with np.errstate(invalid="ignore", divide="ignore"):
-            aov = out["monetary"] / out["frequency"].where(out["frequency"] > 0)
-        out["avg_order_value"] = aov.astype(float)
-    out["events"] = df["events"].astype("int64")
-    out["sessions"] = df["sessions"].astype("int64")
-    out["events_per_session"] = out["events"] / out["sessions"]
-    if "touches" in df:
-        out["touches"] = df["touches"].astype("int64")
-        denom = out["touches"].where(out["touches"] > 0)
-        for name in channels:
-            col = f"channel_{_slug(name)}"
-            out[col] = (df[col].astype(float) / denom).astype(float)
-    reached = df["furthest_stage_index"].notna()
-    out["furthest_stage_index"] = df["furthest_stage_index"].astype(float)
-    out["stage_steps"] = df["stage_steps"].fillna(0).astype("int64")
-    out["regressions"] = df["regressions"].fillna(0).astype("int64")
-    for i, (a, b) in enumerate(zip(model.stages, model.stages[1:], strict=False)):
-        gap = (df[f"first_at_{i + 1}"].astype(float) - df[f"first_at_{i}"].astype(float)) / _DAY
-        out[f"days_{_slug(a)}_to_{_slug(b)}"] = gap.where(gap >= 0)
-    for col in out.columns[1:]:
-        journey = col.startswith("days_") or col in _JOURNEY
-        blocks[col] = (
-            "channels" if col.startswith("channel_") else "journey" if journey else ("behaviour")
-        )
-    for col in demo_num:
-        out[col] = df[col].astype(float)
-        blocks[col] = "demographics"
-    for col in demo_cat:
-        out[col] = df[col]
-        blocks[col] = "demographics"
-        categorical.append(col)
-    if surveys is not None:
-        out["survey_responses"] = df["survey_responses"].fillna(0).astype("int64")
-        blocks["survey_responses"] = "attitudes"
-        for col in att_num:
-            out[col] = df[col].astype(float)
-            blocks[col] = "attitudes"
-        for col in survey_text:
-            out[col] = df[col]
-            blocks[col] = "attitudes"
-            categorical.append(col)
-    names = np.array(model.stages, dtype=object)
-    idx = out["furthest_stage_index"].fillna(-1).astype(int).to_numpy()
-    out["furthest_stage"] = np.where(reached, names[np.clip(idx, 0, None)], None)
     params = {
         "stages": model.name,
         "stage_names": list(model.stages),
@@ -364,4 +446,7 @@ def customer_features(
         "max_channels": max_channels,
         "engine": engine.name,
     }
-    return FeatureTable(out, blocks, tuple(categorical), params)
+    layout = {"ref": ref, "channels": channels, "demo_num": demo_num, "demo_cat": demo_cat,
+              "surveys": surveys is not None, "att_num": att_num,
+              "survey_text": survey_text}  # fmt: skip
+    return _Build(df, model, engine, journey, ids, layout, params)
