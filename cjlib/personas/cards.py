@@ -268,6 +268,13 @@ def persona_cards(
     if not need <= set(assignment.columns):
         raise ValueError(f"assignment needs columns {sorted(need)}, got {list(assignment.columns)}")
     frame, labels = _with_personas(features.frame, assignment)
+    voices_job = None
+    if surveys is not None:  # the engine's query runs while the traits are computed here
+        from concurrent.futures import ThreadPoolExecutor
+
+        pool = ThreadPoolExecutor(1, thread_name_prefix="cjlib-voices")
+        voices_job = pool.submit(_voices, surveys, assignment, engine, min_cell_size)
+        pool.shutdown(wait=False)
     traits = trait_effects(frame, labels, categorical=features.categorical,
                            blocks=features.blocks, confidence=confidence)  # fmt: skip
     sizes = np.bincount(labels, minlength=labels.max() + 1)
@@ -287,8 +294,8 @@ def persona_cards(
     stages = _stages(frame, labels, stage_names, confidence) if stage_names else pd.DataFrame()
     attitudes = _attitudes(frame, labels, confidence)
     voices = (
-        _voices(surveys, assignment, engine, min_cell_size)
-        if surveys is not None
+        voices_job.result()
+        if voices_job is not None
         else pd.DataFrame(columns=["persona_id", "field", "answer", "respondents"])
     )
     for table in (traits, stages, attitudes, voices):
