@@ -227,12 +227,18 @@ def _fetch(expr: Any, engine: Engine) -> tuple[dict[str, pd.Series], bool, Any]:
     return out, repeated, ids
 
 
-def _fetch_journey(expr: Any, engine: Engine, ids: Any) -> dict[str, np.ndarray]:
-    """The journey columns of ``expr`` for the customers ``ids`` (sorted Arrow ids of the main
-    query), in that order; customers without a mapped event get missing values."""
+def _journey_columns(model: StageModel) -> list[str]:
+    """The columns of :func:`_journey`'s result besides ``customer_id``."""
+    return [*_JOURNEY, *(f"first_at_{i}" for i in range(len(model.stages)))]
+
+
+def _fetch_journey(events: Any, model: StageModel, engine: Engine, ids: Any) -> dict:
+    """The journey columns for the customers ``ids`` (sorted Arrow ids of the main query), in
+    that order; customers without a mapped event get missing values. The expression is built
+    here too: mapping events to stages asks the engine for the distinct event names first."""
     import pyarrow.compute as pc
 
-    table = engine.to_arrow(expr)
+    table = engine.to_arrow(_journey(events, model, engine))
     table = table.take(pc.sort_indices(table["customer_id"]))
     mine = table["customer_id"].combine_chunks()
     if not mine.equals(ids):  # some customers have no mapped event (or ids repeat in the main)
@@ -280,11 +286,11 @@ class _Build:
     thread started by :meth:`journey_in_background` while the caller works on :meth:`partial`
     (persona clustering leaves the journey block out by default and only the cards need it)."""
 
-    def __init__(self, df: dict, model: StageModel, engine: Engine, journey: Any, ids: Any,
+    def __init__(self, df: dict, model: StageModel, engine: Engine, events: Any, ids: Any,
                  layout: dict, params: dict) -> None:  # fmt: skip
         self.df, self.model, self.engine, self.params = df, model, engine, params
         self.layout = layout
-        self._query, self._ids, self._future = journey, ids, None
+        self._events, self._ids, self._future = events, ids, None
 
     def journey_in_background(self) -> None:
         """Start the journey query on a thread (the engine must not run other queries until
@@ -292,13 +298,13 @@ class _Build:
         from concurrent.futures import ThreadPoolExecutor
 
         pool = ThreadPoolExecutor(1, thread_name_prefix="cjlib-journey")
-        self._future = pool.submit(_fetch_journey, self._query, self.engine, self._ids)
+        self._future = pool.submit(_fetch_journey, self._events, self.model, self.engine, self._ids)
         pool.shutdown(wait=False)
 
     def _journey_values(self) -> dict[str, np.ndarray]:
         if self._future is not None:
             return self._future.result()
-        return _fetch_journey(self._query, self.engine, self._ids)
+        return _fetch_journey(self._events, self.model, self.engine, self._ids)
 
     def partial(self) -> FeatureTable:
         """Every block but the journey (and no ``furthest_stage``)."""
@@ -402,7 +408,6 @@ def _start(
         )
         channels = [str(c) for c in top["channel"]]
     activity = _behaviour(t, engine, channels)
-    journey = _journey(events, model, engine)
     demo_num: list[str] = []
     demo_cat: list[str] = []
     survey_text: list[str] = []
@@ -416,7 +421,7 @@ def _start(
             clash = {c for c in demo.columns if c != "customer_id" and c in expr.columns}
             # the journey block's columns (a query of its own) are renamed as they were when
             # it was joined here
-            clash |= {c for c in demo.columns if c in journey.columns and c != "customer_id"}
+            clash |= set(demo.columns) & set(_journey_columns(model))
             demo = demo.rename({f"customer_{c}": c for c in clash}) if clash else demo
             demo_num = [f"customer_{c}" if c in clash else c for c in demo_num]
             demo_cat = [f"customer_{c}" if c in clash else c for c in demo_cat]
@@ -449,4 +454,4 @@ def _start(
     layout = {"ref": ref, "channels": channels, "demo_num": demo_num, "demo_cat": demo_cat,
               "surveys": surveys is not None, "att_num": att_num,
               "survey_text": survey_text}  # fmt: skip
-    return _Build(df, model, engine, journey, ids, layout, params)
+    return _Build(df, model, engine, events, ids, layout, params)
