@@ -231,8 +231,10 @@ def find_personas(
     model = model or PersonaModel()
     if features is None:
         _import_in_background()  # scikit-learn loads while the engine builds the features
-        build = _start(events, customers=customers, surveys=surveys, stages=stages, engine=engine)
-        if _needs_journey(model):
+        joined = _needs_journey(model)
+        build = _start(events, customers=customers, surveys=surveys, stages=stages,
+                       engine=engine, joined=joined)  # fmt: skip
+        if joined:
             features = build.table()
         else:  # the journey block is for the cards only: its query runs while the model fits
             build.journey_in_background()
