@@ -281,10 +281,11 @@ def customer_features(
 
 
 class _Build:
-    """Features being built: every block but the journey is fetched; the journey block (its own
-    query: a window over the events) is fetched when :meth:`table` needs it, or on a background
-    thread started by :meth:`journey_in_background` while the caller works on :meth:`partial`
-    (persona clustering leaves the journey block out by default and only the cards need it)."""
+    """Features being built: every block but the journey is fetched. The journey block (a window
+    over the events) came with them when ``_start(joined=True)``; otherwise it is its own query,
+    run when :meth:`table` needs it, or on a background thread started by
+    :meth:`journey_in_background` while the caller works on :meth:`partial` (persona clustering
+    leaves the journey block out by default and only the cards need it)."""
 
     def __init__(self, df: dict, model: StageModel, engine: Engine, events: Any, ids: Any,
                  layout: dict, params: dict) -> None:  # fmt: skip
