@@ -26,6 +26,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
 import pandas as pd
 
 from cjlib.funnels.chain import Chain
@@ -35,6 +36,10 @@ if TYPE_CHECKING:  # pragma: no cover
     from cjlib.funnels.compute import Prepared
 
 __all__ = ["applies", "tables"]
+
+# status codes in the engine (integers group faster than text); "reached": an earlier step
+_STATUS = np.array(["reached", "converted", "in_progress", "dropped", "excluded"], dtype=object)
+_CODE = {name: i for i, name in enumerate(_STATUS)}
 
 
 def applies(prep: Prepared) -> bool:
@@ -90,7 +95,7 @@ def tables(prep: Prepared, chain: Chain, *, resolution: int) -> tuple[pd.DataFra
             t.select(
                 entry_step=_entry_step(t, prep).cast("int64"),
                 step=ibis.literal(k, "int64"),
-                status=status,
+                status=status.cast("int64"),
                 bucket=bucket(micros, resolution) if micros is not None else ibis.null("int64"),
                 event=ibis.literal(event, "int64"),
                 sign=ibis.literal(sign, "int64"),
@@ -106,7 +111,7 @@ def tables(prep: Prepared, chain: Chain, *, resolution: int) -> tuple[pd.DataFra
         hi = spec.max_gap[k - 2]
         if hi is not None:
             end = ibis.least(end, us(t.p_ts) + hi * 1_000_000)
-        status = ibis.ifelse(_open(t, prep, k), "in_progress", "dropped")
+        status = ibis.ifelse(_open(t, prep, k), _CODE["in_progress"], _CODE["dropped"])
         return status, end - us(t.p_ts)
 
     for link in chain.links:
@@ -114,17 +119,19 @@ def tables(prep: Prepared, chain: Chain, *, resolution: int) -> tuple[pd.DataFra
         part(live, k, *follow_up(live, k), 0, 1)
         part(step, k, *follow_up(step, k), 0, -1)
         got = step.filter(step.r.notnull())
-        reached = "converted" if k == n_steps else "reached"
+        reached = _CODE["converted" if k == n_steps else "reached"]
         part(got, k, ibis.literal(reached), us(got.r) - us(got.p_ts), 1, 1)
         if "rx" in step.columns:
             out = step.filter(step.rx.notnull())
-            part(out, k, ibis.literal("excluded"), us(out.rx) - us(out.p_ts), 0, 1)
+            part(out, k, ibis.literal(_CODE["excluded"]), us(out.rx) - us(out.p_ts), 0, 1)
     if chain.last_entrants is not None:  # open mode: entering at the last step is converting
-        part(chain.last_entrants, n_steps, ibis.literal("converted"), None, 1, 1)
+        part(chain.last_entrants, n_steps, ibis.literal(_CODE["converted"]), None, 1, 1)
     rows = parts[0].union(*parts[1:])
     cols = ["entry_step", "step", "status", "bucket", "event"]
-    both = prep.engine.to_pandas(rows.group_by(cols).aggregate(n=rows.sign.sum()))
+    # through Arrow: a few integer columns, no per-column conversion by Ibis
+    both = prep.engine.to_arrow(rows.group_by(cols).aggregate(n=rows.sign.sum())).to_pandas()
     both = both.astype({"entry_step": "int64", "step": "int64", "event": "int64", "n": "int64"})
+    both["status"] = _STATUS[both["status"].to_numpy(dtype="int64")]
     c = both[both["status"] != "reached"]
     depth = c["step"].where(c["status"] == "converted", c["step"] - 1)
     counts = c.assign(depth=depth).groupby(["entry_step", "depth", "status"], as_index=False)
