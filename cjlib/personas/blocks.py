@@ -12,7 +12,7 @@ import pandas as pd
 
 from cjlib.engine import Engine, as_table
 from cjlib.journeys import _ORDER, with_stages
-from cjlib.stages import StageModel, five_stage
+from cjlib.stages import StageModel
 
 _JOURNEY = ("furthest_stage_index", "stage_steps", "regressions")
 SURVEY_TEXT = ("goal", "goals", "motivation", "motivations", "challenge", "challenges")
@@ -20,14 +20,6 @@ SURVEY_TEXT = ("goal", "goals", "motivation", "motivations", "challenge", "chall
 
 def _slug(text: Any) -> str:
     return re.sub(r"[^a-z0-9]+", "_", str(text).strip().lower()).strip("_") or "blank"
-
-
-def _model(stages: StageModel | None) -> StageModel:
-    if stages is None:
-        return five_stage()
-    if not isinstance(stages, StageModel):
-        raise TypeError(f"stages must be a StageModel, got {type(stages).__name__}")
-    return stages
 
 
 def _behaviour(t: Any, engine: Engine, channels: list[str]) -> Any:

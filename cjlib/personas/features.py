@@ -32,6 +32,7 @@ import numpy as np
 import pandas as pd
 
 from cjlib.engine import Engine, as_table
+from cjlib.journeys import _model
 from cjlib.personas.blocks import (
     SURVEY_TEXT,
     _attitudes,
@@ -41,7 +42,6 @@ from cjlib.personas.blocks import (
     _fetch_journey,
     _journey,
     _journey_columns,
-    _model,
     _slug,
 )
 from cjlib.stages import StageModel
