@@ -63,6 +63,12 @@ class Prepared:
         self.kept.append(table)
         return table
 
+    def open_after(self, seconds: int) -> Any:
+        """``as_of - seconds``: a follow-up of ``seconds`` from a later time is still open at the
+        data end (``t + gap > as_of  <=>  t > as_of - gap``, exact: one literal instead of a
+        sum per row)."""
+        return (self.as_of - pd.Timedelta(seconds=seconds)).to_pydatetime()
+
     def release(self) -> None:
         while self.kept:
             self.engine.release(self.kept.pop())
@@ -251,13 +257,10 @@ def _status(prep: Prepared, w: ir.Table) -> ir.Table:
             cases.append(((w.depth == k - 1) & w[xt].notnull(), "excluded"))
         if spec.window is None:
             continue
-        # t + gap > as_of  <=>  t > as_of - gap (exact): one literal instead of a sum per row
-        open_ = w.t_entry > (prep.as_of - pd.Timedelta(seconds=spec.window)).to_pydatetime()
+        open_ = w.t_entry > prep.open_after(spec.window)
         hi = spec.max_gap[k - 2] if k >= 2 else None
         if hi is not None:
-            open_ = open_ & (
-                w[f"t_{k - 1}"] > (prep.as_of - pd.Timedelta(seconds=hi)).to_pydatetime()
-            )
+            open_ = open_ & (w[f"t_{k - 1}"] > prep.open_after(hi))
         cases.append(((w.depth == k - 1) & open_, "in_progress"))
     return w.mutate(status=ibis.cases(*cases, else_="dropped"))
 

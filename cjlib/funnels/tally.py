@@ -58,18 +58,17 @@ def _entry_step(t: Any, prep: Prepared) -> Any:
 def _open(t: Any, prep: Prepared, k: int) -> Any:
     """Whether a unit at step k-1 (``p_ts``, ``p_end``) is still followed up at the data end:
     the window has not closed (entry + window > as_of) and, with a maximum gap to step k, nor
-    has the gap. Literals as in :func:`cjlib.funnels.compute._status` (exact, microseconds)."""
+    has the gap; the same literals as :func:`cjlib.funnels.compute._status`."""
     import ibis
 
     spec = prep.spec
     if spec.window is None:  # no window: nobody is in progress
         return ibis.literal(False)
-    window = dt.timedelta(seconds=spec.window)
-    cut = (prep.as_of - pd.Timedelta(seconds=spec.window)).to_pydatetime() + window
-    cond = t.p_end > cut
+    # p_end = entry + window, so entry > as_of - window <=> p_end > (as_of - window) + window
+    cond = t.p_end > prep.open_after(spec.window) + dt.timedelta(seconds=spec.window)
     hi = spec.max_gap[k - 2]
     if hi is not None:
-        cond = cond & (t.p_ts > (prep.as_of - pd.Timedelta(seconds=hi)).to_pydatetime())
+        cond = cond & (t.p_ts > prep.open_after(hi))
     return cond
 
 

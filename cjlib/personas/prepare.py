@@ -273,14 +273,20 @@ def prepare_features(
         "log": [c for c in numeric if log_skewed and _skewed(used[c])],
     }
     report["transform"] = ["log1p" if c in spec["log"] else "" for c in report["feature"]]
-    # categorical columns filled from the hash pass above (its distinct values and each row's
-    # position among them) instead of a second pass over 1.4 M Python strings
-    filled = {}
+    # categorical columns filled and coded from the hash pass above (its distinct values and
+    # each row's position among them; gaps -> '(missing)') instead of a second pass over 1.4 M
+    # Python strings
+    filled, codes, spec["levels"] = {}, {}, {}
     if used is frame:
         for col in categorical:
             found, uniques = factorized[col]
-            levels = np.array([*uniques, _MISSING_LEVEL], dtype=object)
-            filled[col] = pd.Series(levels[found], index=frame.index, dtype=object)
+            values = np.array([*uniques, _MISSING_LEVEL], dtype=object)
+            filled[col] = pd.Series(values[found], index=frame.index, dtype=object)
+            texts = [str(u) for u in uniques] + [_MISSING_LEVEL]
+            spec["levels"][col] = levels = sorted(set(texts[:-1] if found.min(initial=0) >= 0
+                                                      else texts))  # fmt: skip
+            where = {level: i for i, level in enumerate(levels)}
+            codes[col] = np.array([where.get(t, -1) for t in texts], dtype=np.int64)[found]
     data = _fill(used, spec, filled)
     spec["scaled"] = [c for c in data.columns if c not in categorical]
     spec["centre"], spec["scale"] = {}, {}
@@ -296,16 +302,8 @@ def prepare_features(
         else:
             centre, spread = 0.0, 1.0
         spec["centre"][col], spec["scale"][col] = float(centre), float(spread or 1.0)
-    codes, spec["levels"] = {}, {}
     for col in categorical:
-        if used is frame:  # the hash pass above saw exactly these values; gaps -> '(missing)'
-            found, uniques = factorized[col]
-            texts = [str(u) for u in uniques] + [_MISSING_LEVEL]
-            spec["levels"][col] = levels = sorted(set(texts[:-1] if found.min(initial=0) >= 0
-                                                      else texts))  # fmt: skip
-            where = {level: i for i, level in enumerate(levels)}
-            codes[col] = np.array([where.get(t, -1) for t in texts], dtype=np.int64)[found]
-        else:
+        if col not in codes:  # customers were left out: code the rows that are left
             codes[col], spec["levels"][col] = _codes(data[col])
     # each column's variance after centring and scaling, in closed form (no matrix pass needed):
     # var / scale^2 for numbers, (1/2) p (1 - p) for a one-hot level held by a share p
