@@ -200,7 +200,12 @@ class Engine:
         """Compute ``expr`` once and keep it in the engine (temp table / Spark cache)."""
         name = f"{prefix}_{os.getpid()}_{next(_counter)}"
         if self.name == "duckdb":
-            return self.con.create_table(name, expr, temp=True)
+            # CREATE ... AS SELECT keeps DuckDB's own column types (an ENUM stays an ENUM and
+            # joins as integers); Ibis's create_table declares its schema first (VARCHAR)
+            self.con._run_pre_execute_hooks(expr)  # registers in-memory tables the query reads
+            query = self.con.compile(expr)
+            self.con.raw_sql(f'CREATE TEMP TABLE "{name}" AS {query}')
+            return self.con.table(name, database=("temp", "main"))
         # this connection's cache, not expr.cache(): Ibis caches an expression over in-memory
         # tables only (a loaded DataFrame) in its default backend, DuckDB, not in Spark
         cached = self.con._cached_table(expr)
@@ -209,6 +214,45 @@ class Engine:
         result = cached.mutate(**lost) if lost else cached
         self._cached[id(result)] = cached
         return result
+
+    def categorize(self, table: ir.Table, columns: list[str], *, max_levels: int = 1000) -> Any:
+        """A kept copy of ``table`` whose text ``columns`` with at most ``max_levels`` distinct
+        values are stored as categories (DuckDB ``ENUM``: integer codes, so filters, group-bys
+        and joins on them run faster; ~1.25x for a funnel at 1e7 events). Values, nulls and
+        what Ibis and pandas see (strings) are unchanged. Returns ``(table, converted)``; on
+        Spark, or when no column qualifies, ``table`` itself and ``[]`` (the caller releases
+        the input when a copy was made).
+        """
+        import sqlglot as sg
+
+        columns = [c for c in columns if table[c].type().is_string()]
+        if self.name != "duckdb" or not columns:
+            return table, []
+        levels = self.to_pandas(table.aggregate(**{c: table[c].approx_nunique() for c in columns}))
+        low = [c for c in columns if int(levels[c].iloc[0]) <= max_levels]
+        if not low:
+            return table, []
+
+        def q(name: str) -> str:  # a quoted identifier (names come from data: never spliced)
+            return sg.to_identifier(name, quoted=True).sql("duckdb")
+
+        source = self.con.compile(table)
+        types = {c: f"cjlib_levels_{os.getpid()}_{next(_counter)}" for c in low}
+        try:
+            for c, type_name in types.items():
+                self.con.raw_sql(
+                    f"CREATE TEMP TYPE {q(type_name)} AS ENUM (SELECT DISTINCT {q(c)} FROM "
+                    f"({source}) WHERE {q(c)} IS NOT NULL ORDER BY 1)"
+                )
+            casts = ", ".join(f"CAST({q(c)} AS {q(t)}) AS {q(c)}" for c, t in types.items())
+            name = f"cjlib_cat_{os.getpid()}_{next(_counter)}"
+            self.con.raw_sql(
+                f"CREATE TEMP TABLE {q(name)} AS SELECT * REPLACE ({casts}) FROM ({source})"
+            )
+        finally:  # the table keeps its own copy of each category list
+            for type_name in types.values():
+                self.con.raw_sql(f"DROP TYPE IF EXISTS {q(type_name)}")
+        return self.con.table(name, database=("temp", "main")), low
 
     def release(self, table: ir.Table) -> None:
         """Drop a table made by :meth:`materialize` (errors ignored: it may be gone already)."""
@@ -236,6 +280,16 @@ class Engine:
     def from_epoch_us(self, col: ir.IntegerValue) -> ir.TimestampValue:
         """The UTC timestamp ``col`` microseconds after 1970-01-01 (inverse of :meth:`epoch_us`)."""
         return _builtin(self.name, "from_epoch_us")(col)
+
+    def shift(self, col: ir.TimestampValue, seconds: int | float) -> ir.TimestampValue:
+        """``col + seconds`` (a fixed number of seconds; UTC has no clock changes).
+
+        Through the stored microseconds: DuckDB adds an ``INTERVAL`` to a time-zone-aware
+        timestamp with its calendar library, ~40x slower (0.20 s vs 0.005 s per 1e6 values here).
+        Use this for every window end or gap computed per row.
+        """
+        shifted = self.from_epoch_us(self.epoch_us(col) + int(round(seconds * 1_000_000)))
+        return shifted.cast(col.type())  # the column's own precision, so unions line up
 
 
 _BUILTINS = {  # cjlib name -> {backend: SQL function}

@@ -228,6 +228,8 @@ def _load(
         if keep:
             engine.release(t)
         raise
+    if keep:
+        t = _categories(t, spec, engine)
     if n_dupes and duplicates == "drop":
         dropped["exact duplicates"] = n_dupes
         rows -= n_dupes
@@ -235,6 +237,20 @@ def _load(
         notes.append(f"dropped {n:,} {what}")
     report = LoadReport(table, label, rows_read, rows, mapping, dropped, n_dupes, tuple(notes))
     return LoadedTable(table, t, engine, report)
+
+
+def _categories(t: ir.Table, spec: TableSpec, engine: Engine) -> ir.Table:
+    """The kept table with its low-cardinality text columns (event names, channels, stages,
+    property columns; not ids) stored as categories: see :meth:`Engine.categorize`."""
+    text = [c for c in t.columns if spec.types.get(c, "text") == "text"]
+    try:
+        kept, converted = engine.categorize(t, text)
+    except Exception:
+        engine.release(t)
+        raise
+    if converted:
+        engine.release(t)
+    return kept
 
 
 def _filtered(

@@ -104,3 +104,76 @@ def test_epoch_microseconds_round_trip(which, request):
     got = out.dropna(subset=["us"])
     assert (got["back"] - got["ts"] == pd.Timedelta(microseconds=1)).all()
     assert got["secs"].to_numpy() == pytest.approx(got["us"].to_numpy() / 1e6)
+
+
+@pytest.mark.parametrize("which", ["duckdb", "spark"])
+def test_shift_adds_whole_seconds_like_pandas(which, request):
+    """Engine.shift(ts, s) equals pandas' ts + Timedelta(seconds=s) to the microsecond (also
+    across the year end and before 1970), keeps nulls and the column's own type."""
+    import ibis
+
+    engine = Engine.duckdb() if which == "duckdb" else request.getfixturevalue("spark_engine")
+    ts = pd.to_datetime(
+        ["2025-12-31 23:59:59.250001", "1969-12-31 23:00:00.000000", None], utc=True
+    ).as_unit("us")
+    t = ibis.memtable(pd.DataFrame({"ts": ts}))
+    expr = t.mutate(week=engine.shift(t.ts, 7 * 86400), back=engine.shift(t.ts, -1.5))
+    assert expr.week.type() == t.ts.type()
+    out = engine.to_pandas(expr).sort_values("ts", na_position="last")
+    want = pd.Series(ts).sort_values(na_position="last")
+    assert list(out["week"].iloc[:2]) == list(want.iloc[:2] + pd.Timedelta(days=7))
+    assert list(out["back"].iloc[:2]) == list(want.iloc[:2] - pd.Timedelta(seconds=1.5))
+    assert out["week"].isna().sum() == 1
+
+
+def _column_types(engine: Engine, table) -> dict[str, str]:
+    name = table.get_name().split(".")[-1]
+    rows = engine.con.raw_sql(
+        "SELECT column_name, data_type FROM information_schema.columns WHERE table_name = ?",
+        parameters=[name],
+    ).fetchall()
+    return dict(rows)
+
+
+def test_categorize_stores_few_level_text_as_enum_and_keeps_values():
+    """Text columns with at most max_levels distinct values become DuckDB ENUMs (others, and
+    non-text columns, stay as they are); values, nulls and the Ibis schema are unchanged, odd
+    column names are quoted, and later materialize() calls keep the ENUM."""
+    import ibis
+
+    engine = Engine.duckdb()
+    df = pd.DataFrame(
+        {
+            "event": ["view", "buy", None, "view"],
+            'odd "name"': ["a", "b", "a", "a"],
+            "many": ["1", "2", "3", "4"],
+            "n": [1, 2, 3, 4],
+        }
+    )
+    kept = engine.materialize(ibis.memtable(df))
+    cat, converted = engine.categorize(kept, list(df.columns), max_levels=3)
+    assert converted == ["event", 'odd "name"']
+    types = _column_types(engine, cat)
+    assert types["event"].startswith("ENUM") and types['odd "name"'].startswith("ENUM")
+    assert types["many"] == "VARCHAR" and types["n"] == "BIGINT"
+    assert cat.schema() == kept.schema()
+    pd.testing.assert_frame_equal(
+        engine.to_pandas(cat).sort_values("n", ignore_index=True), df, check_dtype=False
+    )
+    again = engine.materialize(cat.filter(cat.n > 1))
+    assert _column_types(engine, again)["event"].startswith("ENUM")
+    assert engine.categorize(kept, ["many"], max_levels=3) == (kept, [])
+
+
+def test_loaded_events_store_event_names_as_categories_on_duckdb(tiny_events):
+    """load_events keeps event and channel as ENUMs on DuckDB, never the customer ids; the
+    loaded values are those of the input."""
+    engine = Engine.duckdb()
+    events = cj.load_events(tiny_events, engine=engine)
+    types = _column_types(engine, events.expr)
+    assert types["event"].startswith("ENUM") and types["channel"].startswith("ENUM")
+    assert types["customer_id"] == "VARCHAR"
+    got = events.to_pandas().sort_values(["customer_id", "timestamp"], ignore_index=True)
+    assert list(got["event"]) == list(
+        tiny_events.sort_values(["customer_id", "timestamp"])["event"]
+    )

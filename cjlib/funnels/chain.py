@@ -10,8 +10,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from cjlib.funnels.spec import FunnelSpec
-
 if TYPE_CHECKING:  # pragma: no cover
     import ibis.expr.types as ir
 
@@ -20,10 +18,10 @@ if TYPE_CHECKING:  # pragma: no cover
 __all__ = ["Link", "Chain", "links", "ordered", "any_order", "window_end"]
 
 
-def window_end(t_entry: Any, spec: FunnelSpec) -> Any:
-    import ibis
-
-    return t_entry + ibis.interval(seconds=spec.window) if spec.window is not None else None
+def window_end(prep: Prepared, t_entry: Any) -> Any:
+    """When the unit's conversion window closes (``None`` without a window)."""
+    window = prep.spec.window
+    return prep.engine.shift(t_entry, window) if window is not None else None
 
 
 @dataclass(frozen=True)
@@ -67,7 +65,7 @@ def links(prep: Prepared, e: ir.Table) -> Chain:
 
     def entrants(k: int) -> ir.Table:
         x = e.filter(e.entry_step == k) if spec.mode == "open" else e
-        end = window_end(x.t_entry, spec) if spec.window is not None else x.t_entry
+        end = window_end(prep, x.t_entry) if spec.window is not None else x.t_entry
         c = {"p_ts": x.t_entry, "p_end": end}
         if spec.strict:
             c["p_seq"] = x.seq_entry
@@ -87,7 +85,7 @@ def links(prep: Prepared, e: ir.Table) -> Chain:
             conds.append(s.ts <= j.p_end)
         lo = spec.min_gap[k - 2]
         if lo:
-            conds.append(s.ts >= j.p_ts + ibis.interval(seconds=lo))
+            conds.append(s.ts >= prep.engine.shift(j.p_ts, lo))
         if spec.strict:
             conds.append(s.seq == j.p_seq + 1)
         if spec.count == "journeys":
@@ -99,7 +97,7 @@ def links(prep: Prepared, e: ir.Table) -> Chain:
         cand = j.group_by(keys).aggregate(**agg)
         hi = spec.max_gap[k - 2]
         if hi is not None:
-            cand = cand.filter(cand.r <= cand.p_ts + ibis.interval(seconds=hi))
+            cand = cand.filter(cand.r <= prep.engine.shift(cand.p_ts, hi))
         got = ["r"] + (["rs"] if spec.strict else [])
         xs = [i for i, (_, a, b) in enumerate(spec.exclude) if a < k <= b]
         if xs:
@@ -171,7 +169,7 @@ def any_order(prep: Prepared, e: ir.Table) -> ir.Table:
     j = e.join(m, [e[c] == m[c] for c in prep.side])
     conds = [j.ts >= j.t_entry]
     if spec.window is not None:
-        conds.append(j.ts <= window_end(j.t_entry, spec))
+        conds.append(j.ts <= window_end(prep, j.t_entry))
     j = j.filter(*conds)
     firsts = {f"f_{k}": ibis.ifelse(j.k == k, j.ts, None).min() for k in range(1, spec.n_steps + 1)}
     w = e.left_join(j.group_by(keys).aggregate(**firsts), keys).select(*e.columns, *firsts)
@@ -191,7 +189,7 @@ def any_order(prep: Prepared, e: ir.Table) -> ir.Table:
         jx = e.join(x, [e[c] == x[c] for c in prep.side])
         cond = [jx.ts > jx.t_entry]
         if spec.window is not None:
-            cond.append(jx.ts <= window_end(jx.t_entry, spec))
+            cond.append(jx.ts <= window_end(prep, jx.t_entry))
         xagg = jx.filter(*cond).group_by(keys).aggregate(xt=jx.ts.min())
         w = w.left_join(xagg, keys).select(*w.columns, "xt")
         cut = {}

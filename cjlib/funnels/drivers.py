@@ -62,10 +62,10 @@ def _outcome_units(prep: Any, units: Any, k: int) -> Any:
     prev, got = u[f"t_{k - 1}"], u[f"t_{k}"]
     end = ibis.literal(prep.as_of.to_pydatetime())
     if spec.window is not None:
-        end = ibis.least(end, u.t_entry + ibis.interval(seconds=spec.window))
+        end = ibis.least(end, prep.engine.shift(u.t_entry, spec.window))
     hi = spec.max_gap[k - 2] if spec.mode != "any_order" else None
     if hi is not None:
-        end = ibis.least(end, prev + ibis.interval(seconds=hi))
+        end = ibis.least(end, prep.engine.shift(prev, hi))
     if f"xt_{k}" in u.columns:
         end = u[f"xt_{k}"].coalesce(end)
     return u.select(*prep.side, start=prev, stop=got.coalesce(end),
