@@ -242,15 +242,12 @@ def _load(
 def _categories(t: ir.Table, spec: TableSpec, engine: Engine) -> ir.Table:
     """The kept table with its low-cardinality text columns (event names, channels, stages,
     property columns; not ids) stored as categories: see :meth:`Engine.categorize`."""
-    text = [c for c in t.columns if spec.types.get(c, "text") == "text"]
     try:
-        kept, converted = engine.categorize(t, text)
+        engine.categorize(t, [c for c in t.columns if spec.types.get(c, "text") == "text"])
     except Exception:
         engine.release(t)
         raise
-    if converted:
-        engine.release(t)
-    return kept
+    return t
 
 
 def _filtered(
