@@ -189,3 +189,42 @@ def test_silhouette_hand_computed():
     dist = np.abs(x[:, None] - x[None, :])
     assert _silhouette(dist, np.array([0, 0, 1])) == pytest.approx(1.55 / 3)
     assert np.isnan(_silhouette(dist, np.array([0, 0, 0])))
+
+
+def test_drop_rows_leaves_out_customers_with_gaps_and_prepares_the_rest_alone():
+    """missing='drop_rows': customers with a gap in any used feature get no row; the others
+    are prepared exactly as a table of only them would be (same centres, scales, levels: no
+    '(missing)' level, no indicator column); the report says who was left out."""
+    from cjlib.personas.features import FeatureTable
+
+    rng = np.random.default_rng(3)
+    n = 400
+    frame = pd.DataFrame({
+        "customer_id": [f"c{i:03d}" for i in range(n)],
+        "sessions": rng.normal(5.0, 2.0, n),
+        "age": rng.normal(40.0, 9.0, n),
+        "region": rng.choice(["north", "south", "east"], n).astype(object),
+    })  # fmt: skip
+    frame.loc[[3, 50, 51], "age"] = np.nan
+    frame.loc[[7, 50], "region"] = None
+    blocks = {"sessions": "behaviour", "age": "demographics", "region": "demographics"}
+    kw = dict(weights={"behaviour": 1.0, "demographics": 1.0}, log_skewed=False)
+    p = prepare_features(FeatureTable(frame, blocks, ("region",)), missing="drop_rows", **kw)
+    gone = {"c003", "c007", "c050", "c051"}
+    assert len(p) == n - 4 and not gone & set(p.customer_id)
+    rest = frame[~frame["customer_id"].isin(gone)].reset_index(drop=True)
+    alone = prepare_features(FeatureTable(rest, blocks, ("region",)), missing="error", **kw)
+    assert p.columns == alone.columns == ("sessions", "age", "region=east", "region=north",
+                                          "region=south")  # fmt: skip
+    np.testing.assert_array_equal(p.customer_id, alone.customer_id)
+    np.testing.assert_allclose(p.matrix, alone.matrix, rtol=1e-12)
+    report = p.missing.set_index("feature")
+    assert report.loc["age", "missing"] == 3 and report.loc["region", "missing"] == 2
+    assert set(report.loc[["age", "region"], "action"]) == {"customers left out"}
+    with pytest.raises(ValueError, match="missing='drop_rows' leaves no customer"):
+        everyone = frame.copy()  # every customer lacks either age or region
+        everyone.loc[everyone.index % 2 == 0, "age"] = np.nan
+        everyone.loc[everyone.index % 2 == 1, "region"] = None
+        prepare_features(
+            FeatureTable(everyone, blocks, ("region",)), missing="drop_rows", max_missing=1.0, **kw
+        )
