@@ -34,6 +34,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+from _timing import timed
 
 STEPS = ["visit", "view_item", "add_to_cart", "begin_checkout", "purchase"]
 OTHER = ["search", "scroll", "login", "share", "review", "wishlist", "support"]
@@ -96,7 +97,7 @@ def run_pandas(path: Path, repeats: int) -> tuple[list[float], list[int]]:
             counts.append(len(cur))
         return counts
 
-    return _time(once, repeats)
+    return timed(once, repeats)
 
 
 SQL = """
@@ -156,7 +157,7 @@ def run_sql(path: Path, repeats: int) -> tuple[list[float], list[int]]:
     def once() -> list[int]:
         return [int(v) for v in eng.con.con.execute(query).fetchone()]
 
-    return _time(once, repeats)
+    return timed(once, repeats)
 
 
 def run_sql_int(path: Path, repeats: int) -> tuple[list[float], list[int]]:
@@ -172,7 +173,7 @@ def run_sql_int(path: Path, repeats: int) -> tuple[list[float], list[int]]:
     def once() -> list[int]:
         return [int(v) for v in eng.con.con.execute(query).fetchone()]
 
-    return _time(once, repeats)
+    return timed(once, repeats)
 
 
 def run_cjlib(path: Path, repeats: int) -> tuple[list[float], list[int]]:
@@ -193,16 +194,7 @@ def run_cjlib(path: Path, repeats: int) -> tuple[list[float], list[int]]:
         f = funnel(events, STEPS, window="7D", as_of=AS_OF, engine=eng)
         return [int(v) for v in f.steps["customers"]]
 
-    return _time(once, repeats)
-
-
-def _time(fn, repeats: int) -> tuple[list[float], list[int]]:
-    times, out = [], []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        out = fn()
-        times.append(time.perf_counter() - t0)
-    return times, out
+    return timed(once, repeats)
 
 
 METHODS = {

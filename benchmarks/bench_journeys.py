@@ -12,12 +12,12 @@ from __future__ import annotations
 
 import argparse
 import resource
-import statistics
 import tempfile
 import time
 from pathlib import Path
 
 import pandas as pd
+from _timing import median_time
 
 import cjlib as cj
 from cjlib import synth
@@ -35,15 +35,6 @@ def pandas_baseline(df: pd.DataFrame, stages) -> tuple[pd.Series, pd.Series]:
     prev = d.groupby("customer_id")["stage_index"].shift()
     moves = d.assign(prev=prev).dropna(subset=["prev"]).groupby(["prev", "stage_index"]).size()
     return furthest, moves
-
-
-def median_time(fn, repeats: int) -> tuple[float, object]:
-    times, out = [], None
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        out = fn()
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times), out
 
 
 def main() -> None:

@@ -28,25 +28,16 @@ from __future__ import annotations
 import argparse
 import os
 import resource
-import statistics
 import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from _timing import median_time
 
 import cjlib as cj
 from cjlib import personas, synth
-
-
-def median_time(fn, repeats: int) -> tuple[float, object]:
-    times, out = [], None
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        out = fn()
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times), out
 
 
 def pandas_behaviour(frame: pd.DataFrame) -> pd.DataFrame:
