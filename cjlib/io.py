@@ -137,8 +137,10 @@ def load_table(
         one of each), ``"error"``, or ``"ignore"`` (not checked: the check groups every row, the
         costliest part of loading a very large log).
     keep
-        ``True`` (default): the checked table is kept in the engine (DuckDB: a temporary table;
-        Spark: cached), so analyses do not parse the source again. ``False``: the table stays a
+        ``True`` (default): the checked table is kept in the engine (DuckDB: a temporary table
+        whose text columns with at most 1,000 distinct values, ids excepted, are stored as
+        categories, see :meth:`Engine.categorize`; Spark: cached), so analyses do not parse the
+        source again. ``False``: the table stays a
         view over the source, parsed at each query; for logs larger than memory, with
         ``Engine.duckdb(memory_limit=...)``.
     """
