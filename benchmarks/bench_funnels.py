@@ -2,6 +2,7 @@
 
     .venv/bin/python benchmarks/bench_funnels.py --sizes 1e5 1e6 1e7 --repeats 3
     .venv/bin/python benchmarks/bench_funnels.py --sizes 1e7 --methods cjlib duckdb_sql sql_int_ids
+    .venv/bin/python benchmarks/bench_funnels.py --sizes 1e7 --paired --repeats 9
     .venv/bin/python benchmarks/bench_funnels.py --sizes 1e8 --methods cjlib duckdb_sql \
         --repeats 1 --source parquet --memory-limit 3GB --keep /tmp/funnel_data
 
@@ -109,7 +110,7 @@ SELECT {selects}
 """
 
 
-def _sql() -> str:
+def _sql(table: str = "events") -> str:
     """Per step, the units still in the funnel joined to the step's events, the earliest
     qualifying time kept. The window end is computed once per customer: adding an INTERVAL to a
     TIMESTAMPTZ per joined row costs DuckDB's calendar arithmetic (this query took ~1.39 s
@@ -125,7 +126,8 @@ def _sql() -> str:
         )
         prev = f"s{i}"
     selects = ", ".join(f"(SELECT count(*) FROM s{i}) AS n{i}" for i in range(1, len(STEPS) + 1))
-    return SQL.format(chain=",\n".join(parts), selects=selects)
+    query = SQL.format(chain=",\n".join(parts), selects=selects)
+    return query.replace("FROM events", f"FROM {table}").replace("JOIN events", f"JOIN {table}")
 
 
 def _duck_table(path: Path):
@@ -197,6 +199,52 @@ def run_cjlib(path: Path, repeats: int) -> tuple[list[float], list[int]]:
     return timed(once, repeats)
 
 
+def run_paired(path: Path, repeats: int) -> dict:
+    """cjlib, the hand SQL and the SQL on integer ids in ONE process and engine, alternating
+    round by round (``--paired``): the machine's speed drifts between the separate child
+    processes of the default mode, and pairing cancels that drift out of the ratios."""
+    import cjlib as cj
+    from cjlib.funnels import funnel
+
+    eng = _duck_table(path)
+    events = cj.load_events(path, engine=eng, duplicates="ignore")
+    eng.con.raw_sql(
+        "CREATE TABLE events_int AS SELECT "
+        "CAST(substr(customer_id, 2) AS INTEGER) AS customer_id, timestamp, event FROM events"
+    )
+    con, text_sql, int_sql = eng.con.con, _sql(), _sql("events_int")
+    runs = {
+        "cjlib": lambda: [int(v) for v in funnel(events, STEPS, window="7D", as_of=AS_OF,
+                                                 engine=eng).steps["customers"]],
+        "duckdb_sql": lambda: [int(v) for v in con.execute(text_sql).fetchone()],
+        "sql_int_ids": lambda: [int(v) for v in con.execute(int_sql).fetchone()],
+    }  # fmt: skip
+    times: dict[str, list[float]] = {m: [] for m in runs}
+    counts = {}
+    for _ in range(repeats):
+        for m, fn in runs.items():
+            (t,), counts[m] = timed(fn, 1)
+            times[m].append(t)
+    if len({tuple(c) for c in counts.values()}) != 1:
+        raise SystemExit(f"results differ: {counts}")
+    return {"times": times, "counts": counts["cjlib"]}
+
+
+def paired(path: Path, repeats: int) -> None:
+    cmd = [sys.executable, __file__, "--child", "paired", str(path), "--repeats", str(repeats)]
+    out = json.loads(subprocess.run(cmd, capture_output=True, text=True, check=True)
+                     .stdout.strip().splitlines()[-1])  # fmt: skip
+    t = out["times"]
+    med = {m: statistics.median(v) for m, v in t.items()}
+    print(f"paired, {repeats} alternating rounds; counts {out['counts']}")
+    for m, v in med.items():
+        print(f"{m:>12} median {v:.3f} s")
+    for base in ("duckdb_sql", "sql_int_ids"):
+        ratios = sorted(a / b for a, b in zip(t["cjlib"], t[base], strict=True))
+        print(f"cjlib / {base}: {med['cjlib'] / med[base]:.2f}x (per round "
+              f"{ratios[0]:.2f}-{ratios[-1]:.2f})")  # fmt: skip
+
+
 METHODS = {
     "cjlib": run_cjlib,
     "duckdb_sql": run_sql,
@@ -218,6 +266,9 @@ def _own_peak_mb() -> float | None:
 
 
 def child(method: str, path: str, repeats: int) -> None:
+    if method == "paired":
+        print(json.dumps(run_paired(Path(path), repeats)))
+        return
     times, counts = METHODS[method](Path(path), repeats)
     print(json.dumps({"times": times, "counts": counts, "peak_mb": _own_peak_mb()}))
 
@@ -250,6 +301,11 @@ def main() -> None:
     )
     parser.add_argument("--memory-limit", default="3GB")
     parser.add_argument("--keep", help="generate into / reuse this folder instead of a temp one")
+    parser.add_argument(
+        "--paired",
+        action="store_true",
+        help="cjlib, hand SQL and SQL on integer ids alternating in one process (in memory)",
+    )
     args = parser.parse_args()
     if args.child:
         child(args.child[0], args.child[1], args.repeats)
@@ -258,8 +314,11 @@ def main() -> None:
     os.environ["CJ_BENCH_MEMORY"] = args.memory_limit
     print(f"DuckDB source: {args.source}" + (f", memory limit {args.memory_limit}"
           if args.source == "parquet" else ""))  # fmt: skip
-    print(f"{'events':>12} {'method':>11} {'median s':>9} {'vs SQL':>7} {'vs pandas':>9} "
-          f"{'peak MB':>8}  counts")  # fmt: skip
+    if args.paired and args.source != "memory":
+        raise SystemExit("--paired runs in memory: drop --source parquet")
+    if not args.paired:
+        print(f"{'events':>12} {'method':>11} {'median s':>9} {'vs SQL':>7} {'vs pandas':>9} "
+              f"{'peak MB':>8}  counts")  # fmt: skip
     with tempfile.TemporaryDirectory() as tmp:
         for size in args.sizes:
             n = int(float(size))
@@ -270,6 +329,9 @@ def main() -> None:
             if not (args.keep and path.exists()):
                 generate(path, n)
             gen = time.perf_counter() - t0
+            if args.paired:
+                paired(path, args.repeats)
+                continue
             results = {m: run_child(m, path, args.repeats) for m in args.methods}
             counts = {m: r["counts"] for m, r in results.items()}
             if len({tuple(c) for c in counts.values()}) != 1:
