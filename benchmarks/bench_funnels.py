@@ -152,6 +152,15 @@ def _duck_table(path: Path):
     return eng
 
 
+def _int_ids(eng) -> str:
+    """A copy ``events_int`` of ``events`` with integer customer ids (``c123`` -> 123)."""
+    eng.con.raw_sql(
+        "CREATE TABLE events_int AS SELECT "
+        "CAST(substr(customer_id, 2) AS INTEGER) AS customer_id, timestamp, event FROM events"
+    )
+    return "events_int"
+
+
 def run_sql(path: Path, repeats: int) -> tuple[list[float], list[int]]:
     eng = _duck_table(path)
     query = _sql()
@@ -166,11 +175,7 @@ def run_sql_int(path: Path, repeats: int) -> tuple[list[float], list[int]]:
     """The same hand SQL on a copy whose customer ids are integers (``c123`` -> 123, built before
     the timing): what a log with integer-coded customers gains (opt-in: ``--methods``)."""
     eng = _duck_table(path)
-    eng.con.raw_sql(
-        "CREATE OR REPLACE TABLE events AS SELECT "
-        "CAST(substr(customer_id, 2) AS INTEGER) AS customer_id, timestamp, event FROM events"
-    )
-    query = _sql()
+    query = _sql(_int_ids(eng))
 
     def once() -> list[int]:
         return [int(v) for v in eng.con.con.execute(query).fetchone()]
@@ -208,11 +213,7 @@ def run_paired(path: Path, repeats: int) -> dict:
 
     eng = _duck_table(path)
     events = cj.load_events(path, engine=eng, duplicates="ignore")
-    eng.con.raw_sql(
-        "CREATE TABLE events_int AS SELECT "
-        "CAST(substr(customer_id, 2) AS INTEGER) AS customer_id, timestamp, event FROM events"
-    )
-    con, text_sql, int_sql = eng.con.con, _sql(), _sql("events_int")
+    con, text_sql, int_sql = eng.con.con, _sql(), _sql(_int_ids(eng))
     runs = {
         "cjlib": lambda: [int(v) for v in funnel(events, STEPS, window="7D", as_of=AS_OF,
                                                  engine=eng).steps["customers"]],
