@@ -25,7 +25,15 @@ if TYPE_CHECKING:  # pragma: no cover
     import ibis.expr.types as ir
     import pandas as pd
 
-__all__ = ["Engine", "connect", "get_engine", "set_engine", "use_engine", "as_table"]
+__all__ = [
+    "Engine",
+    "connect",
+    "get_engine",
+    "set_engine",
+    "use_engine",
+    "as_table",
+    "in_background",
+]
 
 _CSV_SUFFIXES = {".csv", ".tsv", ".txt", ".gz"}
 _PARQUET_SUFFIXES = {".parquet", ".pq"}
@@ -358,3 +366,16 @@ def as_table(data: Any, engine: Engine | None = None) -> tuple[ir.Table, Engine]
     """The Ibis table behind ``data`` (LoadedTable, Ibis table or DataFrame) and its engine."""
     engine = engine or getattr(data, "engine", None) or get_engine()
     return engine.read(data), engine
+
+
+def in_background(fn: Any, *args: Any, name: str = "cjlib") -> Any:
+    """Run ``fn(*args)`` (typically an engine query and its fetch) on a thread of its own and
+    return its ``Future``: DuckDB releases the interpreter lock while it works, so Python work
+    can go on meanwhile. Run no other query on the same engine until the result is taken."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    pool = ThreadPoolExecutor(1, thread_name_prefix=name)
+    try:
+        return pool.submit(fn, *args)
+    finally:
+        pool.shutdown(wait=False)

@@ -226,12 +226,12 @@ def _load(
                 f"start={start}, end={end}, filters={dict(filters or {})})",
             )
         t, n_dupes, notes = _duplicates(t, table, engine, duplicates, duplicate_keys, keep=keep)
+        if keep:  # few-level text columns (not ids) as categories: Engine.categorize
+            engine.categorize(t, [c for c in t.columns if spec.types.get(c, "text") == "text"])
     except Exception:
         if keep:
             engine.release(t)
         raise
-    if keep:
-        t = _categories(t, spec, engine)
     if n_dupes and duplicates == "drop":
         dropped["exact duplicates"] = n_dupes
         rows -= n_dupes
@@ -239,17 +239,6 @@ def _load(
         notes.append(f"dropped {n:,} {what}")
     report = LoadReport(table, label, rows_read, rows, mapping, dropped, n_dupes, tuple(notes))
     return LoadedTable(table, t, engine, report)
-
-
-def _categories(t: ir.Table, spec: TableSpec, engine: Engine) -> ir.Table:
-    """The kept table with its low-cardinality text columns (event names, channels, stages,
-    property columns; not ids) stored as categories: see :meth:`Engine.categorize`."""
-    try:
-        engine.categorize(t, [c for c in t.columns if spec.types.get(c, "text") == "text"])
-    except Exception:
-        engine.release(t)
-        raise
-    return t
 
 
 def _filtered(

@@ -28,6 +28,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from cjlib.engine import in_background
 from cjlib.personas.features import FeatureTable
 from cjlib.personas.traits import _z, trait_effects
 from cjlib.stats import wilson_interval
@@ -270,11 +271,8 @@ def persona_cards(
     frame, labels = _with_personas(features.frame, assignment)
     voices_job = None
     if surveys is not None:  # the engine's query runs while the traits are computed here
-        from concurrent.futures import ThreadPoolExecutor
-
-        pool = ThreadPoolExecutor(1, thread_name_prefix="cjlib-voices")
-        voices_job = pool.submit(_voices, surveys, assignment, engine, min_cell_size)
-        pool.shutdown(wait=False)
+        voices_job = in_background(_voices, surveys, assignment, engine, min_cell_size,
+                                   name="cjlib-voices")  # fmt: skip
     traits = trait_effects(frame, labels, categorical=features.categorical,
                            blocks=features.blocks, confidence=confidence)  # fmt: skip
     sizes = np.bincount(labels, minlength=labels.max() + 1)

@@ -31,7 +31,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from cjlib.engine import Engine, as_table
+from cjlib.engine import Engine, as_table, in_background
 from cjlib.journeys import _model
 from cjlib.personas.blocks import (
     SURVEY_TEXT,
@@ -132,11 +132,8 @@ class _Build:
     def journey_in_background(self) -> None:
         """Start the journey query on a thread (the engine must not run other queries until
         :meth:`table` returns; DuckDB releases the interpreter lock while it works)."""
-        from concurrent.futures import ThreadPoolExecutor
-
-        pool = ThreadPoolExecutor(1, thread_name_prefix="cjlib-journey")
-        self._future = pool.submit(_fetch_journey, self._events, self.model, self.engine, self._ids)
-        pool.shutdown(wait=False)
+        self._future = in_background(_fetch_journey, self._events, self.model, self.engine,
+                                     self._ids, name="cjlib-journey")  # fmt: skip
 
     def _journey_values(self) -> dict[str, np.ndarray]:
         if self.layout["joined"]:  # fetched with the other blocks
