@@ -74,15 +74,32 @@ def with_stages(
     already in the events wins over the event mapping; its values may be stage names or aliases
     (``Zakup``, ``购买``...). Values that are neither raise :class:`SchemaError`.
     """
+    return _staged(events, _model(stages), engine)[0]
+
+
+def _mapped(events: Any, model: StageModel, engine: Engine | None) -> ir.Table:
+    """:func:`with_stages` restricted to the events mapped to a stage. When every distinct event
+    name maps, no row is left out and the filter is not written: the engine would evaluate the
+    stage mapping a second time on every row for nothing (~0.4 s of 2.4 s for the persona journey
+    block at 1e7 events)."""
+    t, complete = _staged(events, model, engine)
+    return t if complete else t.filter(t.stage_index.notnull())
+
+
+def _staged(events: Any, model: StageModel, engine: Engine | None) -> tuple[ir.Table, bool]:
+    """:func:`with_stages`, and whether every event is mapped (no null ``stage_index``)."""
     import ibis
 
-    model = _model(stages)
     t, engine = as_table(events, engine)
     by_event: dict[int, list[str]] = {}
-    for name in engine.to_pandas(t.select("event").distinct())["event"].dropna():
+    names = engine.to_pandas(t.select("event").distinct())["event"]
+    complete = not names.isna().any()
+    for name in names.dropna():
         stage = model.stage_of(name)
         if stage is not None:
             by_event.setdefault(model.stages.index(stage), []).append(name)
+        else:
+            complete = False
     index = _index_cases(t.event, by_event)
     if "stage" in t.columns:
         by_label: dict[int, list[str]] = {}
@@ -106,7 +123,7 @@ def with_stages(
     names = ibis.cases(
         *[(t.stage_index == i, s) for i, s in enumerate(model.stages)], else_=ibis.null("string")
     )
-    return t.mutate(stage=names).relocate("stage_index", after="stage")
+    return t.mutate(stage=names).relocate("stage_index", after="stage"), complete
 
 
 def stage_steps(
@@ -121,8 +138,7 @@ def stage_steps(
     customer; ``prev_index``/``next_index`` are null at the first/last step."""
     import ibis
 
-    t = with_stages(events, stages, engine=engine)
-    t = t.filter(t.stage_index.notnull()).select(
+    t = _mapped(events, _model(stages), engine).select(
         "customer_id", "timestamp", "event", "stage", "stage_index"
     )
     window = ibis.window(group_by="customer_id", order_by=list(_ORDER))
@@ -305,9 +321,8 @@ def furthest_stage(
     stage: it is the maximum stage ever reached.
     """
     model = _model(stages)
-    t = with_stages(events, model, engine=engine)
+    t = _mapped(events, model, engine)
     _, engine = as_table(events, engine)
-    t = t.filter(t.stage_index.notnull())
     per = t.group_by("customer_id").aggregate(furthest_index=t.stage_index.max())
     counts = engine.to_pandas(per.group_by("furthest_index").aggregate(customers=per.count()))
     by_index = dict(

@@ -122,3 +122,21 @@ def test_stage_paths_suppresses_small_groups(events):
         cj.stage_paths(events, min_customers=0)
     with pytest.raises(ValueError, match="top must be a positive int or None"):
         cj.stage_paths(events, top=0)
+
+
+def test_mapped_rows_skip_the_filter_only_when_every_event_maps(events, engine):
+    """tiny_events has one unmapped event (c3's mystery_event): the mapped rows leave it out.
+    Without it every event maps, no filter is written, and the steps are the same."""
+    from cjlib.journeys import _mapped, _model
+
+    model = _model(None)
+    some = engine.to_pandas(_mapped(events, model, engine).select("event"))["event"]
+    assert len(some) == 12 - 1 and "mystery_event" not in set(some)
+    frame = events.to_pandas()
+    complete = cj.load_events(frame[frame["event"] != "mystery_event"], engine=engine)
+    every = _mapped(complete, model, engine)
+    assert "WHERE" not in str(engine.con.compile(every)).upper()
+    pd.testing.assert_frame_equal(
+        cj.stage_sequences(complete).sort_values("customer_id").reset_index(drop=True),
+        cj.stage_sequences(events).sort_values("customer_id").reset_index(drop=True),
+    )

@@ -167,8 +167,7 @@ def test_journey_block_as_its_own_query_gives_the_same_table(gappy_events, engin
     customers = load_customers(df, engine=engine)
     joined = customer_features(gappy_events, customers=customers, engine=engine)
     build = _start(gappy_events, customers=customers, engine=engine)
-    partial = build.partial()
-    build.journey_in_background()
+    partial = build.partial()  # the journey query is running meanwhile
     alone = build.table()
     pd.testing.assert_frame_equal(alone.frame, joined.frame)
     assert alone.blocks == joined.blocks and list(alone.blocks) == list(joined.blocks)

@@ -237,7 +237,6 @@ def find_personas(
         if joined:
             features = build.table()
         else:  # the journey block is for the cards only: its query runs while the model fits
-            build.journey_in_background()
             try:
                 model.fit(build.partial())
             finally:  # the engine is free again only once the journey query is back

@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 
 from cjlib.engine import Engine, as_table
-from cjlib.journeys import _ORDER, with_stages
+from cjlib.journeys import _ORDER, _mapped
 from cjlib.stages import StageModel
 
 _JOURNEY = ("furthest_stage_index", "stage_steps", "regressions")
@@ -48,7 +48,7 @@ def _behaviour(t: Any, engine: Engine, channels: list[str]) -> Any:
 def _journey(events: Any, model: StageModel, engine: Engine) -> Any:
     """Furthest stage, stage steps, regressions and first time at each stage.
 
-    Events are mapped to stages by :func:`cjlib.journeys.with_stages` and ordered as
+    Events are mapped to stages as :func:`cjlib.journeys.with_stages` maps them and ordered as
     :func:`cjlib.journeys.stage_steps` orders them; a step starts wherever the stage changes and a
     regression is a change to an earlier stage, so the counts equal those of the collapsed steps
     (a test checks them against :func:`cjlib.journeys.stage_sequences`). The window carries only
@@ -58,8 +58,7 @@ def _journey(events: Any, model: StageModel, engine: Engine) -> Any:
     """
     import ibis
 
-    t = with_stages(events, model, engine=engine)
-    t = t.filter(t.stage_index.notnull()).select("customer_id", "timestamp", "stage_index")
+    t = _mapped(events, model, engine).select("customer_id", "timestamp", "stage_index")
     window = ibis.window(group_by="customer_id", order_by=list(_ORDER[:2]))
     t = t.mutate(prev_index=t.stage_index.lag().over(window))
     change = t.prev_index.isnull() | (t.prev_index != t.stage_index)
@@ -126,24 +125,31 @@ def _view(dtype: Any) -> bool:
     return bool(getattr(pa.types, "is_string_view", lambda _: False)(dtype))
 
 
-def _fetch(expr: Any, engine: Engine) -> tuple[dict[str, pd.Series], bool, Any]:
-    """The rows of ``expr`` ordered by ``customer_id`` as one Series per column, through Arrow:
-    numbers as float64 / int64 (gaps as NaN), ``customer_id`` as ``str``, other text as objects
-    (gaps as ``None``); whether any ``customer_id`` occurs more than once; and the ids as Arrow.
+def _rows(expr: Any, engine: Engine) -> tuple[Any, Any, Any, bool]:
+    """The rows of ``expr`` (Arrow), the permutation that orders them by ``customer_id``, the ids
+    in that order, and whether any id occurs more than once.
 
-    The rows are sorted here (Arrow's sort of the ids, byte order as in the engine's ORDER BY):
-    on 1.4 M customers a sort on the client costs less than one in the engine, and Spark returns
-    rows in any order anyway. A pandas frame straight from the engine turns every column with a
-    gap into Python objects first (~2 s for 1.4 M customers); numbers never pass through Python.
+    The rows are ordered here (Arrow's sort of the ids, byte order as in the engine's ORDER BY),
+    as Spark returns rows in any order; :func:`_columns` applies the order to the columns, so the
+    engine is free again before that client-side work starts.
     """
-    import pyarrow as pa
     import pyarrow.compute as pc
 
     table = engine.to_arrow(expr)
     order = pc.sort_indices(table["customer_id"])
-    table = table.take(order)
-    ids = table["customer_id"].combine_chunks()
+    ids = table["customer_id"].combine_chunks().take(order)
     repeated = len(ids) > 1 and bool(pc.any(pc.equal(ids[1:], ids[:-1])).as_py())
+    return table, order, ids, repeated
+
+
+def _columns(table: Any, order: Any) -> dict[str, pd.Series]:
+    """One Series per column of ``table`` in ``order``: numbers as float64 / int64 (gaps as NaN),
+    ``customer_id`` as ``str``, other text as objects (gaps as ``None``). A pandas frame straight
+    from the engine turns every column with a gap into Python objects first (~2 s for 1.4 M
+    customers); numbers never pass through Python."""
+    import pyarrow as pa
+
+    table = _take(table, order)
     out: dict[str, pd.Series] = {}
     for name, col in zip(table.column_names, table.columns, strict=True):
         if name == "customer_id":
@@ -156,7 +162,16 @@ def _fetch(expr: Any, engine: Engine) -> tuple[dict[str, pd.Series], bool, Any]:
             out[name] = pd.Series(levels[index], dtype=object)
         else:
             out[name] = pd.Series(col.to_numpy(zero_copy_only=False), copy=False)
-    return out, repeated, ids
+    return out
+
+
+def _take(table: Any, indices: Any) -> Any:
+    """``table.take(indices)`` one column at a time: on 1.4 M rows ~3x faster than
+    ``Table.take`` on the engine's chunked result (0.12 s against 0.41 s for 25 columns)."""
+    import pyarrow as pa
+
+    columns = [col.combine_chunks().take(indices) for col in table.columns]
+    return pa.table(columns, names=table.column_names)
 
 
 def _journey_columns(model: StageModel) -> list[str]:
@@ -171,10 +186,10 @@ def _fetch_journey(events: Any, model: StageModel, engine: Engine, ids: Any) -> 
     import pyarrow.compute as pc
 
     table = engine.to_arrow(_journey(events, model, engine))
-    table = table.take(pc.sort_indices(table["customer_id"]))
+    table = _take(table, pc.sort_indices(table["customer_id"]))
     mine = table["customer_id"].combine_chunks()
     if not mine.equals(ids):  # some customers have no mapped event (or ids repeat in the main)
-        table = table.take(pc.index_in(ids, value_set=mine))
+        table = _take(table, pc.index_in(ids, value_set=mine))
     return {
         name: table[name].to_numpy(zero_copy_only=False).astype(float)
         for name in table.column_names

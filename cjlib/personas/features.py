@@ -37,11 +37,12 @@ from cjlib.personas.blocks import (
     SURVEY_TEXT,
     _attitudes,
     _behaviour,
+    _columns,
     _demographics,
-    _fetch,
     _fetch_journey,
     _journey,
     _journey_columns,
+    _rows,
     _slug,
 )
 from cjlib.stages import StageModel
@@ -119,28 +120,20 @@ def customer_features(
 class _Build:
     """Features being built: every block but the journey is fetched. The journey block (a window
     over the events) came with them when ``_start(joined=True)``; otherwise it is its own query,
-    run when :meth:`table` needs it, or on a background thread started by
-    :meth:`journey_in_background` while the caller works on :meth:`partial` (persona clustering
-    leaves the journey block out by default and only the cards need it)."""
+    started on a background thread as soon as the engine has returned the other blocks' rows,
+    while the caller converts them and works on :meth:`partial` (persona clustering leaves the
+    journey block out by default and only the cards need it); :meth:`table` waits for it."""
 
-    def __init__(self, df: dict, model: StageModel, engine: Engine, events: Any, ids: Any,
-                 layout: dict, params: dict) -> None:  # fmt: skip
-        self.df, self.model, self.engine, self.params = df, model, engine, params
+    def __init__(self, df: dict, model: StageModel, journey: Any, layout: dict,
+                 params: dict) -> None:  # fmt: skip
+        self.df, self.model, self.params = df, model, params
         self.layout = layout
-        self._events, self._ids, self._future = events, ids, None
-
-    def journey_in_background(self) -> None:
-        """Start the journey query on a thread (the engine must not run other queries until
-        :meth:`table` returns; DuckDB releases the interpreter lock while it works)."""
-        self._future = in_background(_fetch_journey, self._events, self.model, self.engine,
-                                     self._ids, name="cjlib-journey")  # fmt: skip
+        self._journey = journey  # the background query's Future (None when joined)
 
     def _journey_values(self) -> dict[str, np.ndarray]:
         if self.layout["joined"]:  # fetched with the other blocks
             return {c: self.df[c].to_numpy(float) for c in _journey_columns(self.model)}
-        if self._future is not None:
-            return self._future.result()
-        return _fetch_journey(self._events, self.model, self.engine, self._ids)
+        return self._journey.result()
 
     def partial(self) -> FeatureTable:
         """Every block but the journey (and no ``furthest_stage``)."""
@@ -227,9 +220,10 @@ def _start(
     engine: Engine | None = None,
     joined: bool = False,
 ) -> _Build:
-    """Check the arguments, run the query of every block but the journey, and prepare the
-    journey's (see :class:`_Build`); with ``joined`` the journey block is joined into that query
-    instead (one query costs less than two when nothing else can run meanwhile)."""
+    """Check the arguments, run the query of every block but the journey, and start the
+    journey's on a background thread (see :class:`_Build`; the engine must run no other query
+    until :meth:`_Build.table` returns); with ``joined`` the journey block is joined into that
+    query instead (one query costs less than two when nothing else can run meanwhile)."""
     if not isinstance(max_channels, int) or isinstance(max_channels, bool) or max_channels < 0:
         raise ValueError(f"max_channels must be an int >= 0, got {max_channels!r}")
     model = _model(stages)
@@ -278,9 +272,14 @@ def _start(
     # customers tables nearly always hold each id once: join them as they are (deduplicating
     # 1.4 M customers costs a second hash aggregate), and only when an id comes back twice run
     # the query again with one row per customer
-    df, repeated, ids = _fetch(query(dedupe=False), engine)
+    rows, order, ids, repeated = _rows(query(dedupe=False), engine)
     if repeated and customers is not None:
-        df, _, ids = _fetch(query(dedupe=True), engine)
+        rows, order, ids, _ = _rows(query(dedupe=True), engine)
+    journey = None
+    if not joined:  # the engine is free: the journey query runs while the rows are converted
+        journey = in_background(_fetch_journey, events, model, engine, ids, name="cjlib-journey")
+    df = _columns(rows, order)
+    del rows
     ref = float(df["last_ts"].max()) if as_of is None else pd.Timestamp(as_of).timestamp()
     if as_of is not None and pd.Timestamp(as_of).tzinfo is None:
         ref = pd.Timestamp(as_of, tz="UTC").timestamp()
@@ -295,4 +294,4 @@ def _start(
     layout = {"ref": ref, "channels": channels, "demo_num": demo_num, "demo_cat": demo_cat,
               "surveys": surveys is not None, "att_num": att_num,
               "survey_text": survey_text, "joined": joined}  # fmt: skip
-    return _Build(df, model, engine, events, ids, layout, params)
+    return _Build(df, model, journey, layout, params)
