@@ -54,14 +54,18 @@ def test_journey_counts_steps_across_unmapped_events_and_ties(gappy_events, engi
     assert (seq.loc["x", "n_steps"], seq.loc["x", "regressions"]) == (4, 1)
 
 
-def test_text_columns_come_back_as_objects_with_none(gappy_events, engine):
-    """Demographic text arrives as Python strings with None for gaps; ids as text."""
+def test_text_columns_come_back_as_categoricals(gappy_events, engine):
+    """Demographic text arrives as a pandas categorical with missing gaps and only the levels
+    of customers with events (z has none: its level east is left out); ids as text."""
     customers = load_customers(
-        pd.DataFrame({"customer_id": ["x", "y"], "region": ["north", None], "age": [40, None]}),
+        pd.DataFrame({"customer_id": ["x", "y", "z"], "region": ["north", None, "east"],
+                      "age": [40, None, 30]}),
         engine=engine,
-    )
+    )  # fmt: skip
     frame = customer_features(gappy_events, customers=customers, engine=engine).frame
-    assert frame["region"].dtype == object and frame["region"].tolist() == ["north", None]
+    assert isinstance(frame["region"].dtype, pd.CategoricalDtype)
+    assert frame["region"].tolist() == ["north", np.nan]
+    assert list(frame["region"].cat.categories) == ["north"]
     assert frame["customer_id"].tolist() == ["x", "y"]
     assert frame["age"].iloc[0] == 40.0 and np.isnan(frame["age"].iloc[1])
 

@@ -56,7 +56,8 @@ _DAY = 86_400.0
 @dataclass(frozen=True)
 class FeatureTable:
     """Per-customer features: ``frame`` (``customer_id`` first), each column's ``blocks`` entry,
-    which columns are ``categorical``, and the ``params`` used."""
+    which columns are ``categorical``, and the ``params`` used. :func:`customer_features` gives
+    text columns as pandas categoricals (sorted levels, gaps missing); any text dtype works."""
 
     frame: pd.DataFrame
     blocks: dict[str, str]

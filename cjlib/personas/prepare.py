@@ -216,7 +216,7 @@ def prepare_features(
     for col in cols:
         kind = features.kind(col)
         if kind == "categorical":  # one hash pass: gaps and distinct levels
-            factorized[col] = found, uniques = pd.factorize(frame[col].to_numpy(object))
+            factorized[col] = found, uniques = pd.factorize(frame[col])
             gaps, constant = int((found < 0).sum()), len(uniques) < 2
         else:
             gaps, constant = int(frame[col].isna().sum()), _constant(frame[col])

@@ -66,7 +66,7 @@ def _categorical_rows(
 ) -> list[tuple]:
     """Cohen's h of each persona against the rest for every level of one categorical trait,
     from one persona x level count table."""
-    codes, uniques = pd.factorize(values.to_numpy(object))
+    codes, uniques = pd.factorize(values)  # a categorical's codes, or one hash per value
     texts = [str(u) for u in uniques]
     levels = sorted(set(texts))
     where = {level: i for i, level in enumerate(levels)}
