@@ -73,7 +73,8 @@ def test_text_columns_come_back_as_categoricals(gappy_events, engine):
 def test_matrix_is_filled_the_same_across_row_blocks():
     """More rows than one block: every entry is (x - mean) / sd times the block factor, one-hot
     entries 1/sqrt(2) times theirs, and transform() of the same customers gives the same
-    matrix; each balanced block's total variance is its weight."""
+    matrix; each balanced block's total variance is its weight; rows() and subset() give the
+    same rows without the whole matrix."""
     from cjlib.personas.features import FeatureTable
 
     rng = np.random.default_rng(1)
@@ -94,6 +95,18 @@ def test_matrix_is_filled_the_same_across_row_blocks():
     np.testing.assert_array_equal(p.transform(table), p.matrix)
     assert p.matrix[:, 0].var() == pytest.approx(1.0)
     assert p.matrix[:, 1:].var(axis=0).sum() == pytest.approx(2.0)
+    # some customers' rows, written alone (as fits on samples and chunked assignment do) or
+    # taken from the whole matrix, are the same numbers
+    fresh = prepare_features(table, weights={"behaviour": 1.0, "demographics": 2.0},
+                             log_skewed=False)  # fmt: skip
+    some = np.array([n - 1, 3, _ROWS + 5, 0])
+    np.testing.assert_array_equal(fresh.rows(some), p.matrix[some])
+    np.testing.assert_array_equal(fresh.rows(slice(_ROWS - 2, _ROWS + 9)),
+                                  p.matrix[_ROWS - 2 : _ROWS + 9])  # fmt: skip
+    assert "matrix" not in fresh.__dict__  # nothing above wrote the whole matrix
+    np.testing.assert_array_equal(fresh.subset(some).matrix, p.matrix[some])
+    np.testing.assert_array_equal(p.subset(some).matrix, p.matrix[some])
+    assert list(fresh.subset(some).customer_id) == [f"c{i}" for i in some]
 
 
 def test_trait_effects_three_personas_and_gaps():

@@ -146,12 +146,11 @@ class PersonaModel:
             raise ValueError("PersonaModel is not fitted yet: call fit(features) first")
         from dataclasses import replace
 
-        matrix = self.prepared_.transform(features)
-        frame = features.frame if isinstance(features, FeatureTable) else features
         from cjlib.personas.prepare import _fill
 
+        frame = features.frame if isinstance(features, FeatureTable) else features
         data = _fill(frame, self.prepared_.spec).reset_index(drop=True)
-        other = replace(self.prepared_, matrix=matrix, data=data,
+        other = replace(self.prepared_, data=data, codes={},
                         customer_id=frame["customer_id"].to_numpy())  # fmt: skip
         return self.clusters_.predict(other) + 1
 

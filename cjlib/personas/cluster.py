@@ -72,21 +72,23 @@ class ClusterFit:
     fit_rows: int = 0
     params: dict = field(default_factory=dict)
 
-    def raw_predict(self, prepared: PreparedFeatures, rows: np.ndarray | None = None) -> np.ndarray:
+    def raw_predict(
+        self, prepared: PreparedFeatures, rows: np.ndarray | slice | None = None
+    ) -> np.ndarray:
         """Model labels (before renumbering) for ``prepared`` customers (optionally some rows)."""
         if self.method == "gower":
             space, medoids = self.model
             data = prepared.data if rows is None else prepared.data.iloc[rows]
             return gower_matrix(space.encode(data), medoids, space).argmin(axis=1)
-        x = prepared.matrix if rows is None else prepared.matrix[rows]
-        return self.model.predict(x)
+        return self.model.predict(prepared.rows(rows))
 
     def predict(self, prepared: PreparedFeatures, *, progress: bool = False) -> np.ndarray:
-        """Persona labels (0 = largest) for every customer of ``prepared``, in chunks."""
+        """Persona labels (0 = largest) for every customer of ``prepared``, in chunks (each
+        chunk's matrix rows are written for it unless the whole matrix already is)."""
         n = len(prepared)
         starts = range(0, n, _CHUNK)
         parts = [
-            self.raw_predict(prepared, np.arange(s, min(s + _CHUNK, n)))
+            self.raw_predict(prepared, slice(s, min(s + _CHUNK, n)))
             for s in track(starts, total=len(starts), desc="assigning", disable=not progress)
         ]
         raw = np.concatenate(parts) if parts else np.empty(0, int)
@@ -159,7 +161,7 @@ def _fit(
             gower_matrix(enc, enc, space), k, n_init=n_init, random_state=seed
         )
         return space, (enc[0][medoids], enc[1][medoids])
-    x = prepared.matrix[rows]
+    x = prepared.rows(rows)
     if method == "kmeans":
         from sklearn.cluster import KMeans
 

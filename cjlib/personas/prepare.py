@@ -22,7 +22,8 @@ Steps, in order (every choice lands in :attr:`PreparedFeatures.missing` or ``par
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from functools import cached_property
 from typing import Any
 
 import numpy as np
@@ -45,9 +46,11 @@ class PreparedFeatures:
     ``matrix`` (customers x ``columns``), each column's block in ``column_blocks``; ``data`` holds
     the unscaled feature values used (gaps filled as reported; for Gower distance and cards);
     ``missing`` the per-feature report; ``spec`` what :meth:`transform` needs for new customers.
+    The matrix is written from ``data`` when first asked for (and kept); :meth:`rows` writes only
+    some customers' rows, which is all that fitting on a sample and assigning in chunks need
+    (the whole matrix of 1.4 M customers is ~0.5 GB).
     """
 
-    matrix: np.ndarray
     columns: tuple[str, ...]
     column_blocks: tuple[str, ...]
     customer_id: np.ndarray
@@ -57,6 +60,33 @@ class PreparedFeatures:
     missing: pd.DataFrame
     spec: dict = field(repr=False)
     params: dict = field(default_factory=dict)
+    codes: dict = field(default_factory=dict, repr=False)  # level codes of the categoricals
+
+    @cached_property
+    def matrix(self) -> np.ndarray:
+        return _encode(self.data, self.spec, self.codes)
+
+    def rows(self, index: np.ndarray | slice | None = None) -> np.ndarray:
+        """The matrix rows of the customers at positions ``index`` (all when ``None``)."""
+        if index is None:
+            return self.matrix
+        if "matrix" in self.__dict__:  # already written
+            return self.matrix[index]
+        data = self.data.iloc[index]
+        return _encode(data, self.spec, {c: v[index] for c, v in self.codes.items()})
+
+    def subset(self, index: np.ndarray) -> PreparedFeatures:
+        """The same preparation for the customers at positions ``index`` only (with their
+        matrix rows when the whole matrix is already written)."""
+        out = replace(
+            self,
+            customer_id=self.customer_id[index],
+            data=self.data.iloc[index].reset_index(drop=True),
+            codes={c: v[index] for c, v in self.codes.items()},
+        )
+        if "matrix" in self.__dict__:
+            out.__dict__["matrix"] = self.matrix[index]
+        return out
 
     def __len__(self) -> int:
         return len(self.customer_id)
@@ -64,7 +94,7 @@ class PreparedFeatures:
     def transform(self, features: FeatureTable | pd.DataFrame) -> np.ndarray:
         """The matrix for other customers, with this preparation's medians, scales and weights."""
         frame = features.frame if isinstance(features, FeatureTable) else features
-        return _encode(_fill(frame, self.spec), self.spec)[0]
+        return _encode(_fill(frame, self.spec), self.spec)
 
     def to_dict(self) -> dict:
         return {
@@ -109,20 +139,32 @@ def _codes(values: pd.Series, levels: Sequence[str] | None = None) -> tuple[np.n
 
 def _sources(
     data: pd.DataFrame, spec: dict, codes: dict[str, np.ndarray]
-) -> list[tuple[str, str, np.ndarray, float, float]]:
-    """One entry per matrix column: name, block, source values, and either (centre, scale) of a
-    numeric column or (level code, nan) of a one-hot column (``codes``: known level codes)."""
-    blocks_of = spec["blocks"]
+) -> list[tuple[np.ndarray, float, float, float]]:
+    """One entry per matrix column, in order: source values and either (centre, scale) of a
+    numeric column or (level code, nan) of a one-hot column, with its block factor (``codes``:
+    level codes already known)."""
+    factor = spec["block_factor"]
     out = []
     for col in spec["scaled"]:
-        x = data[col].to_numpy(float)
-        block = blocks_of[col.removesuffix("__missing")]
-        out.append((col, block, x, spec["centre"][col], spec["scale"][col]))
+        f = factor[spec["blocks"][col.removesuffix("__missing")]]
+        out.append((data[col].to_numpy(float), spec["centre"][col], spec["scale"][col], f))
     for col in spec["categorical"]:
         code = codes[col] if col in codes else _codes(data[col], spec["levels"][col])[0]
-        for i, level in enumerate(spec["levels"][col]):
-            out.append((f"{col}={level}", blocks_of[col], code, float(i), np.nan))
+        f = factor[spec["blocks"][col]]
+        out.extend((code, float(i), np.nan, f) for i in range(len(spec["levels"][col])))
     return out
+
+
+def _layout(spec: dict) -> tuple[list[str], list[str]]:
+    """The matrix columns' names (numeric columns, then ``<column>=<level>``) and blocks."""
+    names, blocks = [], []
+    for col in spec["scaled"]:
+        names.append(col)
+        blocks.append(spec["blocks"][col.removesuffix("__missing")])
+    for col in spec["categorical"]:
+        names.extend(f"{col}={level}" for level in spec["levels"][col])
+        blocks.extend([spec["blocks"][col]] * len(spec["levels"][col]))
+    return names, blocks
 
 
 _ROWS = 8_192  # rows filled at a time: the block stays in cache while each column is written
@@ -130,25 +172,22 @@ _ROWS = 8_192  # rows filled at a time: the block stays in cache while each colu
 
 def _encode(
     data: pd.DataFrame, spec: dict, codes: dict[str, np.ndarray] | None = None
-) -> tuple[np.ndarray, list[str], list[str]]:
+) -> np.ndarray:
     """The weighted matrix: numeric columns ``(x - centre) / scale``, one-hot columns
     ``1/sqrt(2)`` at their level, each times its block factor; written block of rows by block of
     rows (a column at a time over all rows is ~6x slower at a million rows)."""
     sources = _sources(data, spec, codes or {})
-    names = [s[0] for s in sources]
-    blocks = [s[1] for s in sources]
-    factors = [spec["block_factor"][b] for b in blocks]
     n = len(data)
     matrix = np.empty((n, len(sources)))
     for start in range(0, n, _ROWS):
         stop = min(start + _ROWS, n)
         part = matrix[start:stop]
-        for j, (_, _, x, a, b) in enumerate(sources):
+        for j, (x, a, b, f) in enumerate(sources):
             if np.isnan(b):
-                part[:, j] = (x[start:stop] == a) * _ONE_HOT * factors[j]
+                part[:, j] = (x[start:stop] == a) * _ONE_HOT * f
             else:
-                part[:, j] = (x[start:stop] - a) / b * factors[j]
-    return matrix, names, blocks
+                part[:, j] = (x[start:stop] - a) / b * f
+    return matrix
 
 
 def _constant(values: pd.Series) -> bool:
@@ -324,7 +363,7 @@ def prepare_features(
             spec["block_factor"][b] = float(np.sqrt(w / total)) if total > 0 else 0.0
         else:
             spec["block_factor"][b] = float(np.sqrt(w))
-    matrix, names, col_blocks = _encode(data, spec, codes)
+    names, col_blocks = _layout(spec)
     params = {
         "blocks": list(blocks),
         "weights": {b: float(w) for b, w in weights.items()},
@@ -338,7 +377,6 @@ def prepare_features(
         "customers_left_out": int(len(frame) - len(used)),
     }
     return PreparedFeatures(
-        matrix=matrix,
         columns=tuple(names),
         column_blocks=tuple(col_blocks),
         customer_id=used["customer_id"].to_numpy(),
@@ -348,4 +386,5 @@ def prepare_features(
         missing=report,
         spec=spec,
         params=params,
+        codes=codes,
     )

@@ -122,17 +122,6 @@ def _silhouette(dist: np.ndarray, labels: np.ndarray) -> float:
     return float(np.nan_to_num(score).mean())
 
 
-def _sub(prepared: PreparedFeatures, rows: np.ndarray) -> PreparedFeatures:
-    from dataclasses import replace
-
-    return replace(
-        prepared,
-        matrix=prepared.matrix[rows],
-        customer_id=prepared.customer_id[rows],
-        data=prepared.data.iloc[rows].reset_index(drop=True),
-    )
-
-
 def select_k(
     prepared: PreparedFeatures,
     *,
@@ -169,7 +158,7 @@ def select_k(
     cap = sample_size if sample_size is not None else n
     if method == "gower":
         cap = min(cap, 2_000)
-    work = _sub(prepared, np.sort(rng.choice(n, cap, replace=False))) if cap < n else prepared
+    work = prepared.subset(np.sort(rng.choice(n, cap, replace=False))) if cap < n else prepared
     m = len(work)
     metric_rows = np.sort(rng.choice(m, min(metric_sample, m), replace=False))
     if method == "gower":
@@ -189,9 +178,9 @@ def select_k(
     def strength(k: int, s: int) -> Callable[[], float]:
         def run() -> float:
             a, b = np.sort(splits[s][: m // 2]), np.sort(splits[s][m // 2 :])
-            fa = fit_clusters(_sub(work, a), k=k, method=method, n_init=n_init, random_state=s)
-            fb = fit_clusters(_sub(work, b), k=k, method=method, n_init=n_init, random_state=s)
-            return _pair_share(fb.labels, fa.raw_predict(_sub(work, b)), k)
+            fa = fit_clusters(work.subset(a), k=k, method=method, n_init=n_init, random_state=s)
+            fb = fit_clusters(work.subset(b), k=k, method=method, n_init=n_init, random_state=s)
+            return _pair_share(fb.labels, fa.raw_predict(work.subset(b)), k)
 
         return run
 
@@ -283,7 +272,9 @@ def bootstrap_stability(
     ref = reference.labels
     if eval_size is not None and eval_size < n:
         keep = np.sort(rng.choice(n, eval_size, replace=False))
-        evaluated, ref = _sub(prepared, keep), ref[keep]
+        evaluated, ref = prepared.subset(keep), ref[keep]
+    if method != "gower":  # the refits all assign these customers: their rows written once
+        evaluated.rows()
     draws = [rng.choice(n, draw, replace=True) for _ in range(n_boot)]  # drawn in order, as before
 
     def refit(b: int) -> Callable[[], np.ndarray]:

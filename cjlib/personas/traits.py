@@ -9,6 +9,7 @@ deviations, so no trait is scanned once per persona.
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from statistics import NormalDist
 
 import numpy as np
@@ -62,17 +63,17 @@ def _numeric_rows(x: np.ndarray, groups: list[np.ndarray], pids: np.ndarray, z: 
 
 
 def _categorical_rows(
-    values: pd.Series, labels: np.ndarray, pids: np.ndarray, z: float
+    values: pd.Series, group: np.ndarray, pids: np.ndarray, z: float
 ) -> list[tuple]:
     """Cohen's h of each persona against the rest for every level of one categorical trait,
-    from one persona x level count table."""
+    from one persona x level count table (``group``: each row's position in ``pids``)."""
     codes, uniques = pd.factorize(values)  # a categorical's codes, or one hash per value
     texts = [str(u) for u in uniques]
     levels = sorted(set(texts))
     where = {level: i for i, level in enumerate(levels)}
     level_of = np.array([where[t] for t in texts] + [-1], dtype=np.int64)[codes]
     known = level_of >= 0
-    group = np.searchsorted(pids, labels[known])
+    group = group[known]
     size = (len(pids), len(levels))
     joint = np.bincount(group * size[1] + level_of[known], minlength=size[0] * size[1])
     joint = joint.reshape(size)
@@ -113,17 +114,24 @@ def trait_effects(
     order = np.argsort(labels, kind="stable")  # each persona's rows, in row order
     cuts = np.searchsorted(labels[order], pids, side="right")
     groups = np.split(order, cuts[:-1])
-    rows = []
-    for col in frame.columns:
-        if col in _SKIP or col.endswith("__missing"):
-            continue
-        block = (blocks or {}).get(col, "")
+    group = np.searchsorted(pids, labels)  # each row's persona position
+
+    def effects(col: str) -> list:
         if col in categorical:
-            found = _categorical_rows(frame[col], labels, pids, z)
-        else:
-            x = pd.to_numeric(frame[col], errors="coerce").to_numpy(float)
-            found = _numeric_rows(x, groups, pids, z)
-        rows.extend((r[0], col, r[1], block, *r[2:]) for r in found)
+            return _categorical_rows(frame[col], group, pids, z)
+        x = pd.to_numeric(frame[col], errors="coerce").to_numpy(float)
+        return _numeric_rows(x, groups, pids, z)
+
+    cols = [c for c in frame.columns if c not in _SKIP and not c.endswith("__missing")]
+    # one trait per task on two threads: numpy's gathers and reductions release the interpreter
+    # lock, so traits overlap (~0.55 -> 0.35 s for 28 numeric and 4 categorical traits of 1.4 M
+    # customers)
+    with ThreadPoolExecutor(2) as pool:
+        found = list(pool.map(effects, cols))
+    rows = []
+    for col, trait_rows in zip(cols, found, strict=True):
+        block = (blocks or {}).get(col, "")
+        rows.extend((r[0], col, r[1], block, *r[2:]) for r in trait_rows)
     out = pd.DataFrame(
         rows,
         columns=["persona_id", "trait", "level", "block", "kind", "persona_value", "rest_value",
