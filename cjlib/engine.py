@@ -88,7 +88,8 @@ class Engine:
     ) -> Engine:
         """Spark through Ibis: an existing ``SparkSession``, a Spark Connect URL, or local mode.
 
-        The session time zone is set to UTC (timestamps in cjlib are UTC). Needs the ``spark``
+        The session time zone is set to UTC (timestamps in cjlib are UTC) and pandas data goes to
+        Spark through Arrow (so missing values arrive as nulls). Needs the ``spark``
         extra (``pip install 'cjlib[spark]'``) and Java 17 for local mode.
         """
         try:
@@ -116,6 +117,9 @@ class Engine:
                 session.sparkContext.setLogLevel("ERROR")
         else:
             session.conf.set("spark.sql.session.timeZone", "UTC")
+        # pandas DataFrames reach Spark through Arrow: without it a missing text value arrives
+        # as the string 'NaN' (pandas stores text gaps as NaN), not as a null
+        session.conf.set("spark.sql.execution.arrow.pyspark.enabled", "true")
         return cls(ibis.pyspark.connect(session), "pyspark")
 
     # -- reading -------------------------------------------------------------------------------

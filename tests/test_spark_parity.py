@@ -232,6 +232,23 @@ def test_customer_features_without_session_id_parity(sample):
     assert_same_features(duck, spark)
 
 
+def test_sessions_count_distinct_ids_and_skip_gaps_on_both_engines(engines):
+    """sessions = distinct non-missing session ids per customer (as COUNT(DISTINCT)): u has
+    s1, s2, s1 and a gap -> 2; v has only gaps -> 0; w has s1 -> 1 (the same id as u's: ids
+    count per customer)."""
+    rows = [("u", "s1"), ("u", "s2"), ("u", "s1"), ("u", None), ("v", None), ("v", None),
+            ("w", "s1")]  # fmt: skip
+    frame = pd.DataFrame(rows, columns=["customer_id", "session_id"])
+    frame["timestamp"] = pd.Timestamp("2026-03-01", tz="UTC") + pd.to_timedelta(
+        range(len(rows)), unit="h"
+    )
+    frame["event"] = "first_visit"
+    for name in ENGINES:
+        events = cj.load_events(frame, engine=engines[name])
+        got = customer_features(events, engine=engines[name]).frame.set_index("customer_id")
+        assert got["sessions"].to_dict() == {"u": 2, "v": 0, "w": 1}, name
+
+
 def test_customer_features_survey_text_parity(sample):
     """The attitudes block with a text answer column: the sample surveys' touchpoint as 'goal'
     (a customer's most frequent answer; customers with two different answers have a tie)."""
