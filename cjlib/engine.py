@@ -295,10 +295,30 @@ class Engine:
         shifted = self.from_epoch_us(self.epoch_us(col) + int(round(seconds * 1_000_000)))
         return shifted.cast(col.type())  # the column's own precision, so unions line up
 
+    # -- aggregates ------------------------------------------------------------------------------
+    def count_distinct(self, col: ir.Column) -> ir.IntegerScalar:
+        """The number of distinct non-null values of ``col`` per group (as ``col.nunique()``).
 
-_BUILTINS = {  # cjlib name -> {backend: SQL function}
-    "epoch_us": {"duckdb": "epoch_us", "pyspark": "unix_micros"},
-    "from_epoch_us": {"duckdb": "make_timestamptz", "pyspark": "timestamp_micros"},
+        Counted as the length of the list of the group's distinct values: DuckDB's distinct
+        aggregate builds a hash table of every group-value pair. For the session ids of each
+        customer at 1e7 events the persona behaviour query takes 2.05 s this way against 2.68 s
+        (Ibis's array ``unique()`` handles nulls that ``collect()`` already left out: 2.34 s).
+        """
+        values = col.collect()  # nulls left out
+        if self.name == "duckdb" and col.type().is_string():
+            distinct = _builtin(self.name, "list_distinct")(values)
+        else:
+            distinct = values.unique()
+        return distinct.length().fill_null(0)
+
+
+_BUILTINS = {  # cjlib name -> ({backend: SQL function}, (argument type, result type))
+    "epoch_us": ({"duckdb": "epoch_us", "pyspark": "unix_micros"}, ("timestamp('UTC')", "int64")),
+    "from_epoch_us": (
+        {"duckdb": "make_timestamptz", "pyspark": "timestamp_micros"},
+        ("int64", "timestamp('UTC')"),
+    ),
+    "list_distinct": ({"duckdb": "list_distinct"}, ("array<string>", "array<string>")),
 }
 _builtin_cache: dict[tuple[str, str], Any] = {}
 
@@ -310,16 +330,15 @@ def _builtin(backend: str, name: str) -> Any:
         import ibis
         import ibis.expr.datatypes as dt
 
-        sql = _BUILTINS[name].get(backend)
-        if sql is None:  # pragma: no cover - only two backends exist
+        functions, (arg, out) = _BUILTINS[name]
+        sql = functions.get(backend)
+        if sql is None:  # pragma: no cover - callers only ask for what their backend has
             raise NotImplementedError(f"{name} is not available on {backend}")
 
         def fn(x):  # noqa: ANN001, ANN202 - types set below (annotations are strings here)
             ...
 
-        utc = dt.Timestamp(timezone="UTC")
-        arg, out = (utc, dt.int64) if name == "epoch_us" else (dt.int64, utc)
-        fn.__annotations__ = {"x": arg, "return": out}
+        fn.__annotations__ = {"x": dt.dtype(arg), "return": dt.dtype(out)}
         fn.__name__ = f"cjlib_{name}"
         _builtin_cache[key] = ibis.udf.scalar.builtin(name=sql)(fn)
     return _builtin_cache[key]

@@ -126,6 +126,28 @@ def test_shift_adds_whole_seconds_like_pandas(which, request):
     assert out["week"].isna().sum() == 1
 
 
+@pytest.mark.parametrize("which", ["duckdb", "spark"])
+def test_count_distinct_is_nunique_per_group(which, request):
+    """Engine.count_distinct(col) per group equals pandas' nunique (nulls left out, 0 for a
+    group with only nulls), for text (DuckDB's list_distinct) and numbers (Ibis's unique)."""
+    import ibis
+
+    engine = Engine.duckdb() if which == "duckdb" else request.getfixturevalue("spark_engine")
+    frame = pd.DataFrame({
+        "g": ["a", "a", "a", "a", "b", "b", "c"],
+        "text": ["x", "y", "x", None, None, None, "x"],
+        "number": [1.0, 2.0, 2.0, None, 5.0, 5.0, None],
+    })  # fmt: skip
+    t = ibis.memtable(frame)
+    expr = t.group_by("g").aggregate(
+        text=engine.count_distinct(t.text), number=engine.count_distinct(t.number)
+    )
+    out = engine.to_pandas(expr).set_index("g").sort_index()
+    want = frame.groupby("g")[["text", "number"]].nunique()
+    assert out["text"].tolist() == want["text"].tolist() == [2, 0, 1]
+    assert out["number"].tolist() == want["number"].tolist() == [2, 1, 0]
+
+
 def _column_types(engine: Engine, table) -> dict[str, str]:
     name = table.get_name().split(".")[-1]
     rows = engine.con.raw_sql(

@@ -31,10 +31,7 @@ def _behaviour(t: Any, engine: Engine, channels: list[str]) -> Any:
         "events": t.count(),
     }
     if "session_id" in t.columns:
-        # the length of the list of distinct ids rather than COUNT(DISTINCT): the same number,
-        # and on DuckDB the whole query takes 2.5 s instead of 3.1 s at 1e7 events (a distinct
-        # aggregate builds a hash table of every customer-session pair)
-        aggs["sessions"] = t.session_id.collect().unique().length().fill_null(0)
+        aggs["sessions"] = engine.count_distinct(t.session_id)
     else:  # days with an event, as whole days since the epoch (no time-zone work per row)
         aggs["sessions"] = (engine.epoch_us(t.timestamp) / 86_400e6).floor().nunique()
     if "revenue" in t.columns:
