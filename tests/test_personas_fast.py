@@ -171,29 +171,32 @@ def test_customers_listed_twice_give_one_row(gappy_events, engine):
     assert frame["region"].tolist() == ["north", "south"]
 
 
-def test_journey_block_as_its_own_query_gives_the_same_table(gappy_events, engine):
-    """The journey block fetched by its own query (as find_personas does, while the model fits)
-    and aligned to the other blocks gives the table of the one joined query: y has no mapped
-    event, the customers table lists a third customer without events and a column named like a
-    journey column (renamed customer_regressions either way); the partial table has every
-    other block and no journey column."""
+def test_journey_block_query_aligns_with_the_other_blocks(gappy_events, engine):
+    """The journey block (its own query, run while the other blocks are converted) lands on the
+    right customers: y has no mapped event (0 steps and regressions), the customers table lists
+    a third customer without events (left out) and a column named like a journey column
+    (renamed customer_regressions); the partial table has every other block and no journey
+    column, with the same values."""
     from cjlib.personas.features import _start
 
     df = pd.DataFrame({"customer_id": ["y", "x", "z"], "age": [22.0, 40.0, 31.0],
                        "regressions": [1.0, 2.0, 3.0]})  # fmt: skip
     customers = load_customers(df, engine=engine)
-    joined = customer_features(gappy_events, customers=customers, engine=engine)
     build = _start(gappy_events, customers=customers, engine=engine)
     partial = build.partial()  # the journey query is running meanwhile
-    alone = build.table()
-    pd.testing.assert_frame_equal(alone.frame, joined.frame)
-    assert alone.blocks == joined.blocks and list(alone.blocks) == list(joined.blocks)
-    assert joined.frame["customer_id"].tolist() == ["x", "y"]
-    assert joined.frame["customer_regressions"].tolist() == [2.0, 1.0]
-    assert joined.frame["regressions"].tolist() == [1, 0]
+    full = build.table()
+    assert full.frame["customer_id"].tolist() == ["x", "y"]
+    assert full.frame["customer_regressions"].tolist() == [2.0, 1.0]
+    assert full.frame["age"].tolist() == [40.0, 22.0]
+    assert full.frame["regressions"].tolist() == [1, 0]
+    assert full.frame["stage_steps"].tolist() == [4, 0]
+    assert full.blocks["customer_regressions"] == "demographics"
     assert not {c for c, b in partial.blocks.items() if b == "journey"}
     assert "furthest_stage" not in partial.frame and "stage_steps" not in partial.frame
-    pd.testing.assert_frame_equal(partial.frame, joined.frame[list(partial.frame.columns)])
+    pd.testing.assert_frame_equal(partial.frame, full.frame[list(partial.frame.columns)])
+    pd.testing.assert_frame_equal(
+        customer_features(gappy_events, customers=customers, engine=engine).frame, full.frame
+    )
 
 
 def test_silhouette_hand_computed():

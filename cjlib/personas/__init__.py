@@ -230,10 +230,9 @@ def find_personas(
     model = model or PersonaModel()
     if features is None:
         _import_in_background()  # scikit-learn loads while the engine builds the features
-        joined = _needs_journey(model)
         build = _start(events, customers=customers, surveys=surveys, stages=stages,
-                       engine=engine, joined=joined)  # fmt: skip
-        if joined:
+                       engine=engine)  # fmt: skip
+        if _needs_journey(model):
             features = build.table()
         else:  # the journey block is for the cards only: its query runs while the model fits
             try:
