@@ -319,14 +319,14 @@ def _duplicates(
 def _duplicate_groups(t: ir.Table, keys: list[str]) -> ir.Table:
     """``keys..., copies`` for every group of exact duplicates (copies > 1).
 
-    Exact, without grouping every row by every column: rows are first grouped by a combined
-    hash of the keys (one integer), and only rows whose hash occurs more than once are grouped
-    by the keys themselves (hash collisions are thereby ruled out, not counted).
+    Exact, without grouping every row by every column: rows are first grouped by one hash of
+    all the keys (of a struct of them: 1.7 s at 1e7 events against 3.4 s for combining one hash
+    per column, which Ibis writes as bit-string casts on DuckDB), and only rows whose hash occurs
+    more than once are grouped by the keys themselves (collisions are thereby ruled out).
     """
-    h = t[keys[0]].hash()
-    for k in keys[1:]:
-        h = h ^ t[k].hash()
-    hashed = t.mutate(_h=h)
+    import ibis
+
+    hashed = t.mutate(_h=ibis.struct({k: t[k] for k in keys}).hash())
     twice = hashed.group_by("_h").aggregate(_n=hashed.count())
     twice = twice.filter(twice._n > 1)
     rows = hashed.semi_join(twice, "_h").select(*keys)
