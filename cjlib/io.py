@@ -211,7 +211,11 @@ def _load(
     # without a period or filters the whole table is kept first, so the key counts read stored
     # columns rather than parse the source again; with them, only the rows asked for are kept
     narrowed = start is not None or end is not None or bool(filters)
-    first = engine.materialize(coerced, prefix=f"cjlib_{table}") if keep and not narrowed else None
+    # few-level text columns (not ids) are kept as categories: Engine.categorize
+    text = [c for c in coerced.columns if spec.types.get(c, "text") == "text"]
+    first = None
+    if keep and not narrowed:  # categories written with the table (one pass, not one per column)
+        first = engine.materialize(coerced, prefix=f"cjlib_{table}", categories=text)
     t = coerced if first is None else first
     try:
         t, dropped = _filtered(t, table, engine, start=start, end=end, filters=filters, keep=keep)
@@ -226,8 +230,8 @@ def _load(
                 f"start={start}, end={end}, filters={dict(filters or {})})",
             )
         t, n_dupes, notes = _duplicates(t, table, engine, duplicates, duplicate_keys, keep=keep)
-        if keep:  # few-level text columns (not ids) as categories: Engine.categorize
-            engine.categorize(t, [c for c in t.columns if spec.types.get(c, "text") == "text"])
+        if keep and first is None:  # kept only after the period and filters: convert now
+            engine.categorize(t, text)
     except Exception:
         if keep:
             engine.release(t)

@@ -188,6 +188,29 @@ def test_categorize_stores_few_level_text_as_enum_and_keeps_values():
     assert engine.categorize(again, ["many"], max_levels=2) == []  # 3 levels left
 
 
+def test_materialize_writes_categories_with_the_table():
+    """materialize(categories=...) stores few-level text columns as categories as categorize()
+    would (not text with more than 1,000 levels, nor numbers), with the same values and nulls,
+    quoting odd names, and leaves no type behind."""
+    import ibis
+
+    engine = Engine.duckdb()
+    n = 1_200
+    df = pd.DataFrame({"event": (["view", "buy", None] * n)[:n],
+                       'odd "name"': ["a", "b"] * (n // 2),
+                       "many": [f"id{i}" for i in range(n)], "n": range(n)})  # fmt: skip
+    before = {r[0] for r in engine.con.raw_sql("SELECT type_name FROM duckdb_types()").fetchall()}
+    kept = engine.materialize(ibis.memtable(df), categories=["event", 'odd "name"', "many", "n"])
+    types = _column_types(engine, kept)
+    assert types["event"].startswith("ENUM") and types['odd "name"'].startswith("ENUM")
+    assert types["many"] == "VARCHAR" and types["n"] == "BIGINT"
+    pd.testing.assert_frame_equal(
+        engine.to_pandas(kept).sort_values("n", ignore_index=True), df, check_dtype=False
+    )
+    after = {r[0] for r in engine.con.raw_sql("SELECT type_name FROM duckdb_types()").fetchall()}
+    assert after == before
+
+
 def test_loaded_events_store_event_names_as_categories_on_duckdb(tiny_events):
     """load_events keeps event and channel as ENUMs on DuckDB, never the customer ids; the
     loaded values are those of the input."""
