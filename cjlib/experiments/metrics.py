@@ -216,7 +216,7 @@ def assignments(
     return t.group_by("customer_id").aggregate(**aggs), engine
 
 
-def _quantity(q: tuple, ev: ir.Table, stage_index: Mapping[str, int]) -> Any:
+def _quantity(q: tuple, ev: ir.Table, stage_index: Mapping[str, int], engine: Engine) -> Any:
     """Per-customer aggregate expression over the post-assignment events ``ev``."""
     import ibis
 
@@ -228,7 +228,7 @@ def _quantity(q: tuple, ev: ir.Table, stage_index: Mapping[str, int]) -> Any:
         keep = ev.event.isin(list(q[1])) if q[1] else ibis.literal(True)
         return ibis.cases((keep, rev), else_=0.0).sum()
     if kind == "sessions":
-        return ev.session_id.nunique().cast("int64")
+        return engine.count_distinct(ev.session_id).cast("int64")
     if kind == "stage":
         return (ev.stage_index >= stage_index[q[1]]).cast("int64").max()
     raise ValueError(f"unknown quantity {q!r}")  # pragma: no cover
@@ -306,7 +306,7 @@ def customer_outcomes(
                 ev = ev.filter(lag < float(window_days) * 86400.0)
         names = {q: f"q{i}" for i, q in enumerate(sorted(event_q, key=repr))}
         per = ev.group_by("customer_id").aggregate(
-            **{names[q]: _quantity(q, ev, stage_index) for q in event_q}
+            **{names[q]: _quantity(q, ev, stage_index, engine) for q in event_q}
         )
         clean = clean.left_join(per, "customer_id").drop("customer_id_right")
         for q, col in names.items():

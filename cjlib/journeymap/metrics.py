@@ -111,7 +111,7 @@ def stage_metrics(
         n_events=t.count(),
         furthest=t.stage_index.max(),
         first_stage=t.stage_index.argmin(t.timestamp),
-        sessions=t.session_id.nunique() if has_sess else ibis.literal(0),
+        sessions=engine.count_distinct(t.session_id) if has_sess else ibis.literal(0),
         orders=t.is_order.sum(),
         first_order=ibis.ifelse(t.is_order == 1, t.timestamp, ibis.null("timestamp")).min(),
         referred=t.event.isin(refs).cast("int64").max() if refs else ibis.literal(0),
