@@ -257,13 +257,11 @@ class Engine:
     def _levels(
         self, expr: ir.Table, source: str, columns: Sequence[str], max_levels: int = 1000
     ) -> Iterator[dict[str, str]]:
-        """DuckDB: a temporary ``ENUM`` type for each text column of ``columns`` with at most
+        """(DuckDB only) A temporary ``ENUM`` type for each text column of ``columns`` with at most
         ``max_levels`` distinct values in ``expr`` (DuckDB's approximate count; ``source`` is
         ``expr`` as SQL), its levels the column's distinct values; dropped on exit (a table keeps
         its own copy of the list)."""
-        columns = (
-            [c for c in columns if expr[c].type().is_string()] if self.name == "duckdb" else []
-        )
+        columns = [c for c in columns if expr[c].type().is_string()]
         types: dict[str, str] = {}
         try:
             if columns:

@@ -127,7 +127,7 @@ def test_stage_paths_suppresses_small_groups(events):
 def test_mapped_rows_skip_the_filter_only_when_every_event_maps(events, engine):
     """tiny_events has one unmapped event (c3's mystery_event): the mapped rows leave it out.
     Without it every event maps, no filter is written, and the steps are the same."""
-    from cjlib.journeys import _mapped, _model
+    from cjlib.stage_mapping import _mapped, _model
 
     model = _model(None)
     some = engine.to_pandas(_mapped(events, model, engine).select("event"))["event"]

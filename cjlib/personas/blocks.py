@@ -11,7 +11,8 @@ import numpy as np
 import pandas as pd
 
 from cjlib.engine import Engine, as_table
-from cjlib.journeys import _ORDER, _mapped
+from cjlib.journeys import _ORDER
+from cjlib.stage_mapping import _mapped
 from cjlib.stages import StageModel
 
 _JOURNEY = ("furthest_stage_index", "stage_steps", "regressions")

@@ -32,7 +32,6 @@ import numpy as np
 import pandas as pd
 
 from cjlib.engine import Engine, as_table, in_background
-from cjlib.journeys import _model
 from cjlib.personas.blocks import (
     SURVEY_TEXT,
     _attitudes,
@@ -44,6 +43,7 @@ from cjlib.personas.blocks import (
     _rows,
     _slug,
 )
+from cjlib.stage_mapping import _model
 from cjlib.stages import StageModel
 
 __all__ = ["FeatureTable", "customer_features", "BLOCKS", "SURVEY_TEXT"]
