@@ -1,7 +1,7 @@
 """Ordered 5-step funnel with a 7-day window: cjlib vs vectorised pandas vs hand-written DuckDB SQL.
 
     .venv/bin/python benchmarks/bench_funnels.py --sizes 1e5 1e6 1e7 --repeats 3
-    .venv/bin/python benchmarks/bench_funnels.py --sizes 1e7 --methods cjlib duckdb_sql sql_int_ids
+    .venv/bin/python benchmarks/bench_funnels.py --sizes 1e7 --methods cjlib duckdb_sql sql_int_ids sql_full
     .venv/bin/python benchmarks/bench_funnels.py --sizes 1e7 --paired --repeats 9
     .venv/bin/python benchmarks/bench_funnels.py --sizes 1e8 --methods cjlib duckdb_sql \
         --repeats 1 --source parquet --memory-limit 3GB --keep /tmp/funnel_data
@@ -14,7 +14,10 @@ event names as categories too), runs the funnel ``repeats`` times, and
 reports the median wall time, the per-step customer counts and its own peak RSS (VmHWM,
 loading included; ``wait4`` ru_maxrss where /proc is missing). All methods must give identical
 counts. cjlib runs the full :func:`cjlib.funnels.funnel` (counts, in-progress, Wilson
-intervals, time-to-convert histograms), i.e. more work than the two baselines.
+intervals, time-to-convert histograms), i.e. more work than the two baselines. Opt-in methods:
+``sql_int_ids`` (the hand SQL on integer customer ids) and ``sql_full`` (the hand SQL that also
+computes in-progress, dropped and the time histograms, as cjlib does); ``--paired`` runs all of
+them and checks the full SQL's in-progress and dropped against cjlib's.
 
 ``--source parquet`` is for logs larger than memory (the 1e8 run): the DuckDB methods query the
 Parquet file through a view, with DuckDB's ``memory_limit`` and spilling to a temporary folder
@@ -101,33 +104,81 @@ def run_pandas(path: Path, repeats: int) -> tuple[list[float], list[int]]:
     return timed(once, repeats)
 
 
-SQL = """
+CHAIN = """
 WITH s1 AS MATERIALIZED (SELECT customer_id, min(timestamp) AS t,
-                                min(timestamp) + INTERVAL 7 DAY AS w_end
-                         FROM events WHERE event = 'visit' GROUP BY customer_id),
-{chain}
-SELECT {selects}
+                                make_timestamptz(epoch_us(min(timestamp)) + {window_us}) AS w_end
+                         FROM events WHERE event = '{first}' GROUP BY customer_id),
+{steps}
 """
 
 
-def _sql(table: str = "events") -> str:
-    """Per step, the units still in the funnel joined to the step's events, the earliest
-    qualifying time kept. The window end is computed once per customer: adding an INTERVAL to a
-    TIMESTAMPTZ per joined row costs DuckDB's calendar arithmetic (this query took ~1.39 s
-    instead of ~1.23 s at 1e7 that way)."""
+def _chain(table: str, extra: str = "") -> str:
+    """The CTEs ``s1 .. s5``: per step, the customers still in the funnel joined to the step's
+    events, the earliest qualifying time ``t`` kept (``extra``: more aggregates per step).
+
+    The window end is computed once per customer from the stored microseconds. DuckDB adds an
+    ``INTERVAL`` to a ``TIMESTAMPTZ`` with its calendar library: that projection alone took
+    0.55 CPU-seconds at 1e7 events (DuckDB's profiler, sixth session), the whole query 1.61 s
+    against 1.45 s (median of 5). Per joined row it was slower still (1.39 s against 1.23 s at 1e7
+    in the fourth session)."""
     parts, prev = [], "s1"
     for i, s in enumerate(STEPS[1:], start=2):
         parts.append(
             f"s{i} AS MATERIALIZED (SELECT p.customer_id, min(e.timestamp) AS t, "
-            "min(p.w_end) AS w_end "
+            f"min(p.w_end) AS w_end{extra} "
             f"FROM {prev} p JOIN events e ON e.customer_id = p.customer_id AND e.event = '{s}' "
             f"AND e.timestamp >= p.t AND e.timestamp <= p.w_end "
             f"GROUP BY p.customer_id)"
         )
         prev = f"s{i}"
-    selects = ", ".join(f"(SELECT count(*) FROM s{i}) AS n{i}" for i in range(1, len(STEPS) + 1))
-    query = SQL.format(chain=",\n".join(parts), selects=selects)
+    query = CHAIN.format(window_us=WINDOW_US, first=STEPS[0], steps=",\n".join(parts))
     return query.replace("FROM events", f"FROM {table}").replace("JOIN events", f"JOIN {table}")
+
+
+def _sql(table: str = "events") -> str:
+    """The best hand-written counts: the chain, then the number of customers at each step."""
+    selects = ", ".join(f"(SELECT count(*) FROM s{i}) AS n{i}" for i in range(1, len(STEPS) + 1))
+    return _chain(table) + f"SELECT {selects}"
+
+
+def _sql_full(table: str = "events") -> str:
+    """The same chain plus what cjlib's funnel reports besides the counts, by hand: per step k,
+    the customers who reached step k-1 and not k, split into in progress (window still open at
+    ``AS_OF``) and dropped, and the minute histograms of the time from step k-1 to step k
+    (converters) or to the end of their follow-up (censored: ``AS_OF`` or the window end).
+    Non-converters come from an anti-join of consecutive steps. Rows: ``step, event (1 =
+    converted), open, bucket, n``."""
+    as_of = f"epoch_us(TIMESTAMPTZ '{AS_OF}')"
+    rows = []
+    for k in range(2, len(STEPS) + 1):
+        rows.append(
+            f"SELECT {k} AS step, 1 AS event, NULL::BOOLEAN AS open, "
+            f"(epoch_us(t) - epoch_us(p_t)) // 60000000 AS bucket FROM s{k}"
+        )
+        rows.append(
+            f"SELECT {k}, 0, p.w_end > TIMESTAMPTZ '{AS_OF}', "
+            f"(least({as_of}, epoch_us(p.w_end)) - epoch_us(p.t)) // 60000000 "
+            f"FROM s{k - 1} p ANTI JOIN s{k} USING (customer_id)"
+        )
+    union = "\n UNION ALL ".join(rows)
+    return (
+        _chain(table, extra=", min(p.t) AS p_t")
+        + f"SELECT step, event, open, bucket, count(*) AS n FROM ({union}) GROUP BY ALL"
+    )
+
+
+def _full_summary(rows: list[tuple]) -> dict[str, list[int]]:
+    """Customers, in progress and dropped per step from :func:`_sql_full`'s rows."""
+    n = len(STEPS)
+    out = {"customers": [0] * n, "in_progress": [0] * n, "dropped": [0] * n}
+    for step, event, open_, _bucket, count in rows:
+        if event:
+            out["customers"][step - 1] += count
+        else:
+            out["in_progress" if open_ else "dropped"][step - 1] += count
+            out["customers"][0] += count if step == 2 else 0
+    out["customers"][0] += out["customers"][1]  # step 1: who reached step 2 or stopped before it
+    return out
 
 
 def _duck_table(path: Path):
@@ -183,6 +234,18 @@ def run_sql_int(path: Path, repeats: int) -> tuple[list[float], list[int]]:
     return timed(once, repeats)
 
 
+def run_sql_full(path: Path, repeats: int) -> tuple[list[float], list[int]]:
+    """The hand SQL that also computes in-progress, dropped and the time histograms
+    (:func:`_sql_full`): what cjlib's extra outputs cost when written by hand (opt-in)."""
+    eng = _duck_table(path)
+    query = _sql_full()
+
+    def once() -> list[int]:
+        return _full_summary(eng.con.con.execute(query).fetchall())["customers"]
+
+    return timed(once, repeats)
+
+
 def run_cjlib(path: Path, repeats: int) -> tuple[list[float], list[int]]:
     """cjlib as an analyst runs it: the log loaded with ``cj.load_events`` (checked and kept;
     event names stored as categories), then :func:`cjlib.funnels.funnel` on it."""
@@ -205,30 +268,44 @@ def run_cjlib(path: Path, repeats: int) -> tuple[list[float], list[int]]:
 
 
 def run_paired(path: Path, repeats: int) -> dict:
-    """cjlib, the hand SQL and the SQL on integer ids in ONE process and engine, alternating
-    round by round (``--paired``): the machine's speed drifts between the separate child
-    processes of the default mode, and pairing cancels that drift out of the ratios."""
+    """cjlib and the hand SQL (counts; on integer ids; with cjlib's other outputs) in ONE process
+    and engine, alternating round by round (``--paired``): the machine's speed drifts between
+    the separate child processes of the default mode, and pairing cancels that drift out of the
+    ratios. Besides the counts, the full SQL's in-progress and dropped must equal cjlib's."""
     import cjlib as cj
     from cjlib.funnels import funnel
 
     eng = _duck_table(path)
     events = cj.load_events(path, engine=eng, duplicates="ignore")
-    con, text_sql, int_sql = eng.con.con, _sql(), _sql(_int_ids(eng))
+    con = eng.con.con
+    text_sql, int_sql, full_sql = _sql(), _sql(_int_ids(eng)), _sql_full()
+    extra = {}
+
+    def cjlib_run() -> list[int]:
+        steps = funnel(events, STEPS, window="7D", as_of=AS_OF, engine=eng).steps
+        extra["cjlib"] = {c: [int(v) for v in steps[c]] for c in ("in_progress", "dropped")}
+        return [int(v) for v in steps["customers"]]
+
+    def full_run() -> list[int]:
+        out = _full_summary(con.execute(full_sql).fetchall())
+        extra["sql_full"] = {c: out[c] for c in ("in_progress", "dropped")}
+        return out["customers"]
+
     runs = {
-        "cjlib": lambda: [int(v) for v in funnel(events, STEPS, window="7D", as_of=AS_OF,
-                                                 engine=eng).steps["customers"]],
+        "cjlib": cjlib_run,
         "duckdb_sql": lambda: [int(v) for v in con.execute(text_sql).fetchone()],
         "sql_int_ids": lambda: [int(v) for v in con.execute(int_sql).fetchone()],
-    }  # fmt: skip
+        "sql_full": full_run,
+    }
     times: dict[str, list[float]] = {m: [] for m in runs}
     counts = {}
     for _ in range(repeats):
         for m, fn in runs.items():
             (t,), counts[m] = timed(fn, 1)
             times[m].append(t)
-    if len({tuple(c) for c in counts.values()}) != 1:
-        raise SystemExit(f"results differ: {counts}")
-    return {"times": times, "counts": counts["cjlib"]}
+    if len({tuple(c) for c in counts.values()}) != 1 or extra["cjlib"] != extra["sql_full"]:
+        raise SystemExit(f"results differ: {counts} {extra}")
+    return {"times": times, "counts": counts["cjlib"], **extra["cjlib"]}
 
 
 def paired(path: Path, repeats: int) -> None:
@@ -237,10 +314,13 @@ def paired(path: Path, repeats: int) -> None:
                      .stdout.strip().splitlines()[-1])  # fmt: skip
     t = out["times"]
     med = {m: statistics.median(v) for m, v in t.items()}
-    print(f"paired, {repeats} alternating rounds; counts {out['counts']}")
+    print(
+        f"paired, {repeats} alternating rounds; counts {out['counts']}, in progress "
+        f"{out['in_progress']}, dropped {out['dropped']} (the same from every method)"
+    )
     for m, v in med.items():
         print(f"{m:>12} median {v:.3f} s")
-    for base in ("duckdb_sql", "sql_int_ids"):
+    for base in ("duckdb_sql", "sql_int_ids", "sql_full"):
         ratios = sorted(a / b for a, b in zip(t["cjlib"], t[base], strict=True))
         print(f"cjlib / {base}: {med['cjlib'] / med[base]:.2f}x (per round "
               f"{ratios[0]:.2f}-{ratios[-1]:.2f})")  # fmt: skip
@@ -251,6 +331,7 @@ METHODS = {
     "duckdb_sql": run_sql,
     "pandas": run_pandas,
     "sql_int_ids": run_sql_int,
+    "sql_full": run_sql_full,
 }
 DEFAULT_METHODS = ["cjlib", "duckdb_sql", "pandas"]
 
