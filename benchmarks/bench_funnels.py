@@ -1,7 +1,8 @@
 """Ordered 5-step funnel with a 7-day window: cjlib vs vectorised pandas vs hand-written DuckDB SQL.
 
     .venv/bin/python benchmarks/bench_funnels.py --sizes 1e5 1e6 1e7 --repeats 3
-    .venv/bin/python benchmarks/bench_funnels.py --sizes 1e7 --methods cjlib duckdb_sql sql_int_ids sql_full
+    .venv/bin/python benchmarks/bench_funnels.py --sizes 1e7 --methods cjlib duckdb_sql \
+        sql_int_ids sql_full
     .venv/bin/python benchmarks/bench_funnels.py --sizes 1e7 --paired --repeats 9
     .venv/bin/python benchmarks/bench_funnels.py --sizes 1e8 --methods cjlib duckdb_sql \
         --repeats 1 --source parquet --memory-limit 3GB --keep /tmp/funnel_data
