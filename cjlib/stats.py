@@ -26,8 +26,11 @@ def wilson_interval(successes, trials, *, confidence: float = 0.95):
         p = k / n
         centre = (p + z * z / (2 * n)) / (1 + z * z / n)
         half = z * np.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
-        low = np.where(n > 0, np.clip(centre - half, 0, 1), np.nan)
-        high = np.where(n > 0, np.clip(centre + half, 0, 1), np.nan)
+        # exact at the edges: centre - half is 0 for k = 0 and centre + half is 1 for k = n, but
+        # rounding left 0 successes with a lower bound above 0 for 957 of n = 1..4999
+        low = np.where(k == 0, 0.0, np.clip(centre - half, 0, 1))
+        high = np.where(k == n, 1.0, np.clip(centre + half, 0, 1))
+        low, high = np.where(n > 0, low, np.nan), np.where(n > 0, high, np.nan)
     return low, high
 
 

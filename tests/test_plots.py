@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import matplotlib
+import pytest
 
 matplotlib.use("Agg")
 
@@ -25,3 +26,28 @@ def test_transition_heatmap(tiny_events, engine):
     labels = [t.get_text() for t in ax.texts]
     assert "50.0" in labels and "25.0" in labels  # awareness -> consideration / purchase
     assert [t.get_text() for t in ax.get_yticklabels()][0] == "(start)"
+
+
+def test_whiskers_are_never_negative_and_charts_take_bounds_a_hair_inside():
+    """A bound a last bit past its estimate (1 - 1e-16 for 100 %) gave matplotlib a negative
+    whisker ("'yerr' must not contain negative values") and the data-check notebook failed on
+    the retentioneering shop log, where every customer reaches consideration."""
+    import numpy as np
+    import pandas as pd
+
+    from cjlib.plots._common import whiskers
+
+    w = whiskers([1.0, 0.0, 0.5, 0.4], [0.9, 1e-17, 0.4, np.nan], [1 - 1e-16, 0.1, 0.7, 0.6], 100)
+    assert w.shape == (2, 4) and (w >= 0).all()
+    assert w[:, 2] == pytest.approx([10, 20]) and w[0, 3] == 0  # a missing bound: no whisker
+    furthest = pd.DataFrame(
+        {
+            "stage": ["awareness", "consideration"],
+            "reached": [10, 10],
+            "reached_share": [1.0, 1.0],
+            "reached_low": [0.72, 0.72],
+            "reached_high": [1 - 1e-16, 1.0],
+        }
+    )
+    ax = plots.plot_furthest_stage(furthest)
+    assert [round(p.get_height(), 6) for p in ax.patches] == [100.0, 100.0]

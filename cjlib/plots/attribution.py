@@ -10,6 +10,8 @@ from typing import TYPE_CHECKING
 
 import pandas as pd
 
+from cjlib.plots._common import axes, whiskers
+
 if TYPE_CHECKING:  # pragma: no cover
     from matplotlib.axes import Axes
 
@@ -26,14 +28,6 @@ _PALETTE = [
 ]  # fmt: skip
 
 
-def _axes(ax: Axes | None, size: tuple[float, float]) -> Axes:
-    import matplotlib.pyplot as plt
-
-    if ax is None:
-        _, ax = plt.subplots(figsize=size, dpi=110, layout="constrained")
-    return ax
-
-
 def plot_credit_comparison(
     credits: pd.DataFrame,
     *,
@@ -48,7 +42,7 @@ def plot_credit_comparison(
     df = credits[credits["model"] != "participation"]
     models = models or list(dict.fromkeys(df["model"]))
     channels = sorted(df["channel"].unique())
-    ax = _axes(ax, (9, 0.55 * len(channels) * max(1, len(models) / 4) + 2))
+    ax = axes(ax, (9, 0.55 * len(channels) * max(1, len(models) / 4) + 2))
     step = 0.8 / max(len(models), 1)
     for k, m in enumerate(models):
         rows = df[df["model"] == m].set_index("channel").reindex(channels)
@@ -56,7 +50,7 @@ def plot_credit_comparison(
         x = rows[col] * 100
         err = None
         if f"{col}_low" in rows:
-            err = [x - rows[f"{col}_low"] * 100, rows[f"{col}_high"] * 100 - x]
+            err = whiskers(rows[col], rows[f"{col}_low"], rows[f"{col}_high"], 100)
         ax.errorbar(x, y, xerr=err, fmt="o", ms=4, capsize=2, lw=1,
                     color=_PALETTE[k % len(_PALETTE)], label=m.replace("_", " "))  # fmt: skip
     ax.set_yticks(range(len(channels)), channels)
@@ -76,13 +70,13 @@ def plot_cost_vs_credit(costs: pd.DataFrame, *, model: str = "markov", ax: Axes 
     df = costs[costs["model"] == model].sort_values("cost_share", ascending=False)
     if df.empty:
         raise ValueError(f"model {model!r} is not in the cost table: {sorted(set(costs.model))}")
-    ax = _axes(ax, (9, 0.5 * len(df) + 1.8))
+    ax = axes(ax, (9, 0.5 * len(df) + 1.8))
     y = range(len(df))
     ax.barh([i - 0.2 for i in y], df["cost_share"] * 100, height=0.4, color="#8C8C8C",
             label="share of spend")  # fmt: skip
     err = None
     if "share_low" in df:
-        err = [(df["share"] - df["share_low"]) * 100, (df["share_high"] - df["share"]) * 100]
+        err = whiskers(df["share"], df["share_low"], df["share_high"], 100)
     ax.barh([i + 0.2 for i in y], df["share"] * 100, height=0.4, color="#4C72B0", xerr=err,
             capsize=2, label=f"share of conversions ({model.replace('_', ' ')})")  # fmt: skip
     ax.set_yticks(list(y), df["channel"])
@@ -124,7 +118,7 @@ def plot_transition_heatmap(matrix: pd.DataFrame, *, ax: Axes | None = None) -> 
     rows are the current state, columns the next step (absorbing states last)."""
     import seaborn as sns
 
-    ax = _axes(ax, (0.85 * len(matrix.columns) + 2.5, 0.45 * len(matrix) + 1.6))
+    ax = axes(ax, (0.85 * len(matrix.columns) + 2.5, 0.45 * len(matrix) + 1.6))
     sns.heatmap(matrix * 100, annot=True, fmt=".0f", cmap="Blues", vmin=0, vmax=100,
                 cbar_kws={"label": "% of moves out"}, linewidths=0.5, linecolor="white",
                 annot_kws={"fontsize": 7}, ax=ax)  # fmt: skip

@@ -10,6 +10,8 @@ from typing import TYPE_CHECKING
 
 import pandas as pd
 
+from cjlib.plots._common import axes, whiskers
+
 if TYPE_CHECKING:  # pragma: no cover
     from matplotlib.axes import Axes
 
@@ -18,18 +20,10 @@ __all__ = ["plot_lifts", "plot_sequential", "plot_segment_effects"]
 _ROLE_COLOURS = {"primary": "#4C72B0", "secondary": "#55A868", "guardrail": "#C44E52"}
 
 
-def _axes(ax: Axes | None, size: tuple[float, float]) -> Axes:
-    import matplotlib.pyplot as plt
-
-    if ax is None:
-        _, ax = plt.subplots(figsize=size, dpi=110, layout="constrained")
-    return ax
-
-
 def _forest(ax: Axes, labels: list[str], frame: pd.DataFrame, colours: list[str]) -> None:
     y = list(range(len(frame)))[::-1]
     lift = frame["lift"] * 100
-    err = [lift - frame["lift_low"] * 100, frame["lift_high"] * 100 - lift]
+    err = whiskers(frame["lift"], frame["lift_low"], frame["lift_high"], 100)
     for yi, li, lo, hi, c in zip(y, lift, err[0], err[1], colours, strict=True):
         ax.errorbar(li, yi, xerr=[[lo], [hi]], fmt="o", color=c, capsize=4, ms=6)
         ax.annotate(
@@ -50,7 +44,7 @@ def _forest(ax: Axes, labels: list[str], frame: pd.DataFrame, colours: list[str]
 def plot_lifts(comparisons: pd.DataFrame, *, ax: Axes | None = None) -> Axes:
     """Forest plot: each metric's relative lift per variant with its interval, coloured by role;
     guardrails show their non-inferiority margin as a dashed line (``margin`` column optional)."""
-    ax = _axes(ax, (7.5, 0.55 * len(comparisons) + 1.6))
+    ax = axes(ax, (7.5, 0.55 * len(comparisons) + 1.6))
     multi = comparisons["variant"].nunique() > 1
     labels = [
         f"{r.metric} ({r.role})" + (f" · {r.variant}" if multi else "")
@@ -81,7 +75,7 @@ def plot_sequential(
             f"metric {metric!r} has no sequential looks; metrics: "
             f"{sorted(set(sequential['metric']))}"
         )
-    ax = _axes(ax, (8, 3.8))
+    ax = axes(ax, (8, 3.8))
     day = pd.to_datetime(t["day"])
     ax.fill_between(
         day,
@@ -126,7 +120,7 @@ def plot_segment_effects(
             f"dimension {dimension!r} has no segment rows; dimensions: "
             f"{sorted(set(segments.get('dimension', [])))}"
         )
-    ax = _axes(ax, (7.5, 0.45 * len(t) + 1.6))
+    ax = axes(ax, (7.5, 0.45 * len(t) + 1.6))
     labels = [
         f"{s} (n = {a + b:,})"
         for s, a, b in zip(t["segment"], t["n_control"], t["n_variant"], strict=True)

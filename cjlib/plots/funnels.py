@@ -11,6 +11,9 @@ from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
+from cjlib.plots._common import axes, whiskers
+from cjlib.units import TIME_TICKS
+
 if TYPE_CHECKING:  # pragma: no cover
     from matplotlib.axes import Axes
 
@@ -27,28 +30,16 @@ __all__ = [
 BLUE, GREY, RED = "#4C72B0", "#9A9A9A", "#C44E52"
 
 
-def _axes(ax: Axes | None, size: tuple[float, float]) -> Axes:
-    import matplotlib.pyplot as plt
-
-    if ax is None:
-        _, ax = plt.subplots(figsize=size, dpi=110, layout="constrained")
-    return ax
-
-
-def _err(y, low, high) -> list:
-    """Whisker lengths for ``errorbar``/``bar`` (rounding can put a bound a hair past y)."""
-    return [(y - low).clip(lower=0).fillna(0), (high - y).clip(lower=0).fillna(0)]
-
-
 def plot_funnel(result: Any, *, ax: Axes | None = None) -> Axes:
     """Bars: share of entrants reaching each step (conversion from start, Wilson whiskers); a
     hatched segment on top shows units still in progress towards the step (not counted as lost).
     Labels give the count and the conversion from the previous step."""
     s = result.steps
-    ax = _axes(ax, (max(6.0, 1.6 * len(s) + 2), 4.0))
+    ax = axes(ax, (max(6.0, 1.6 * len(s) + 2), 4.0))
     x = list(range(len(s)))
     share = s["conversion_from_start"] * 100
-    err = _err(share, s["conversion_from_start_low"] * 100, s["conversion_from_start_high"] * 100)
+    err = whiskers(s["conversion_from_start"], s["conversion_from_start_low"],
+                   s["conversion_from_start_high"], 100)  # fmt: skip
     ax.bar(x, share, color=BLUE, yerr=err, capsize=4, ecolor="#333333", label="reached the step")
     waiting = s["in_progress"].cumsum() / max(result.entered, 1) * 100
     ax.bar(x, waiting, bottom=share, color="white", edgecolor=GREY, hatch="///",
@@ -69,18 +60,24 @@ def plot_funnel(result: Any, *, ax: Axes | None = None) -> Axes:
 
 
 def plot_time_to_convert(result: Any, *, ax: Axes | None = None, log: bool = True) -> Axes:
-    """Kaplan-Meier curves of cumulative conversion to each step against hours since the
-    previous step (in-progress units censored), with 95 % bands."""
+    """Kaplan-Meier curves of cumulative conversion to each step against the time since the
+    previous step (in-progress units censored), with 95 % bands. On the log scale (default)
+    times under a second are drawn at one second and the ticks read 1 s, 1 min, 1 h, 1 d..."""
     km = result.km
-    ax = _axes(ax, (7.5, 4.0))
+    ax = axes(ax, (7.5, 4.0))
     for _, g in km.groupby("step"):
-        hours = g["hours"].clip(lower=1 / 60)
+        hours = g["hours"].clip(lower=1 / 3600) if log else g["hours"]
         line = ax.step(hours, g["converted"] * 100, where="post", label=g["label"].iloc[0])
         ax.fill_between(hours, g["converted_low"] * 100, g["converted_high"] * 100, step="post",
                         alpha=0.15, color=line[0].get_color())  # fmt: skip
     if log:
         ax.set_xscale("log")
-    ax.set_xlabel("hours since the previous step" + (" (log scale)" if log else ""))
+        lo, hi = ax.get_xlim()
+        ticks = [(h, t) for h, t in TIME_TICKS if lo <= h <= hi]
+        if len(ticks) >= 2:
+            ax.set_xticks([h for h, _ in ticks], [t for _, t in ticks])
+            ax.minorticks_off()
+    ax.set_xlabel("time since the previous step" + (" (log scale)" if log else " (hours)"))
     ax.set_ylabel("converted (%)")
     ax.set_ylim(0, 100)
     ax.set_title("Time to the next step (Kaplan-Meier, in-progress censored)")
@@ -93,10 +90,10 @@ def plot_cohort_trend(trend: Any, *, ax: Axes | None = None) -> Axes:
     """Whole-funnel conversion per entry cohort with Wilson intervals; incomplete cohorts (some
     entrants could still convert) drawn hollow and grey; suppressed (small) cohorts left out."""
     t = trend.table[~trend.table["suppressed"]]
-    ax = _axes(ax, (8.0, 3.8))
+    ax = axes(ax, (8.0, 3.8))
     for incomplete, g in t.groupby("incomplete"):
         y = g["conversion"] * 100
-        err = _err(y, g["conversion_low"] * 100, g["conversion_high"] * 100)
+        err = whiskers(y, g["conversion_low"] * 100, g["conversion_high"] * 100)
         ax.errorbar(g["cohort"], y, yerr=err, fmt="o", capsize=3,
                     color=GREY if incomplete else BLUE, mfc="white" if incomplete else BLUE,
                     label="incomplete cohort" if incomplete else "complete cohort")  # fmt: skip
@@ -127,7 +124,7 @@ def plot_segment_gaps(segments: Any, *, step: int = 0, ax: Axes | None = None) -
     interval) at ``step`` (0 = whole funnel); red where the adjusted p-value is below alpha."""
     t = segments.table[(segments.table["step"] == step) & ~segments.table["suppressed"]]
     t = t.sort_values("difference", ascending=False)
-    ax = _axes(ax, (7.0, 0.45 * len(t) + 1.6))
+    ax = axes(ax, (7.0, 0.45 * len(t) + 1.6))
     label = t["label"].iloc[0] if len(t) else ""
     names = [str(v) for v in t[segments.by]]
     xlabel = "conversion vs the rest (percentage points)"
@@ -140,7 +137,7 @@ def plot_segment_gaps(segments: Any, *, step: int = 0, ax: Axes | None = None) -
 def plot_drivers(drivers: Any, *, top: int = 12, ax: Axes | None = None) -> Axes:
     """Forest plot: share among dropped minus share among converted, percentage points."""
     t = drivers.table.head(top).iloc[::-1]
-    ax = _axes(ax, (7.5, 0.42 * len(t) + 1.6))
+    ax = axes(ax, (7.5, 0.42 * len(t) + 1.6))
     labels = [f"{f}: {v}" for f, v in zip(t["feature"], t["value"], strict=True)][::-1]
     _forest(ax, labels, t["difference"][::-1], t["difference_low"][::-1],
             t["difference_high"][::-1], (t["p_adjusted"] < drivers.alpha)[::-1],
@@ -153,10 +150,10 @@ def plot_stage_losses(view: Any, *, ax: Axes | None = None) -> Axes:
     """Share lost between consecutive stages (closed stage funnel, Wilson whiskers) with the
     industry figures our sources quote as labelled reference marks (not truth)."""
     s = view.funnel.steps[view.funnel.steps["step"] > 1]
-    ax = _axes(ax, (7.5, 3.8))
+    ax = axes(ax, (7.5, 3.8))
     x = list(range(len(s)))
     lost = s["drop_off"] * 100
-    err = _err(lost, (1 - s["conversion_high"]) * 100, (1 - s["conversion_low"]) * 100)
+    err = whiskers(lost, (1 - s["conversion_high"]) * 100, (1 - s["conversion_low"]) * 100)
     ax.bar(x, lost, color=BLUE, yerr=err, capsize=4, ecolor="#333333", label="lost here (ours)")
     names = list(s["label"])
     for _, ref in view.references.iterrows():

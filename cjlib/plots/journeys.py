@@ -9,18 +9,12 @@ from typing import TYPE_CHECKING
 
 import pandas as pd
 
+from cjlib.plots._common import axes, whiskers
+
 if TYPE_CHECKING:  # pragma: no cover
     from matplotlib.axes import Axes
 
 __all__ = ["plot_furthest_stage", "plot_transition_matrix"]
-
-
-def _axes(ax: Axes | None, size: tuple[float, float]) -> Axes:
-    import matplotlib.pyplot as plt
-
-    if ax is None:
-        _, ax = plt.subplots(figsize=size, dpi=110, layout="constrained")
-    return ax
 
 
 def plot_furthest_stage(furthest: pd.DataFrame, *, ax: Axes | None = None) -> Axes:
@@ -28,10 +22,11 @@ def plot_furthest_stage(furthest: pd.DataFrame, *, ax: Axes | None = None) -> Ax
 
     ``furthest`` is :func:`cjlib.journeys.furthest_stage`'s table.
     """
-    ax = _axes(ax, (7, 3.6))
+    ax = axes(ax, (7, 3.6))
     x = range(len(furthest))
     share = furthest["reached_share"] * 100
-    err = [share - furthest["reached_low"] * 100, furthest["reached_high"] * 100 - share]
+    f = furthest
+    err = whiskers(f["reached_share"], f["reached_low"], f["reached_high"], 100)
     ax.bar(x, share, color="#4C72B0", yerr=err, capsize=4, ecolor="#333333")
     for i, (s, n) in enumerate(zip(share, furthest["reached"], strict=True)):
         ax.annotate(
@@ -69,7 +64,7 @@ def plot_transition_matrix(transitions: pd.DataFrame, *, ax: Axes | None = None)
         ).reindex(index=order, columns=cols)
         * 100
     )
-    ax = _axes(ax, (1.3 * len(cols) + 2, 0.7 * len(order) + 1.5))
+    ax = axes(ax, (1.3 * len(cols) + 2, 0.7 * len(order) + 1.5))
     sns.heatmap(
         matrix,
         annot=True,

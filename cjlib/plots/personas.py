@@ -11,6 +11,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
+from cjlib.plots._common import axes, whiskers
+
 if TYPE_CHECKING:  # pragma: no cover
     from matplotlib.axes import Axes
 
@@ -30,20 +32,6 @@ _LABELS = {
     "bic": "BIC (lower)",
     "prediction_strength": "prediction strength (≥ threshold)",
 }
-
-
-def _axes(ax: Axes | None, size: tuple[float, float]) -> Axes:
-    import matplotlib.pyplot as plt
-
-    if ax is None:
-        _, ax = plt.subplots(figsize=size, dpi=110, layout="constrained")
-    return ax
-
-
-def _err(centre: pd.Series, low: pd.Series, high: pd.Series, scale: float = 1.0) -> np.ndarray:
-    """Whisker lengths (never negative: a bound equal to the estimate can differ by rounding)."""
-    c, lo, hi = (np.asarray(x, dtype=float) * scale for x in (centre, low, high))
-    return np.clip(np.vstack([c - lo, hi - c]), 0, None)
 
 
 def _tidy(ax: Axes) -> None:
@@ -78,10 +66,10 @@ def plot_k_selection(selection: Any) -> np.ndarray:
 
 def plot_persona_sizes(summary: pd.DataFrame, *, ax: Axes | None = None) -> Axes:
     """Horizontal bars: share of customers per persona with 95 % Wilson whiskers."""
-    ax = _axes(ax, (7, 0.55 * len(summary) + 1.2))
+    ax = axes(ax, (7, 0.55 * len(summary) + 1.2))
     y = np.arange(len(summary))[::-1]
     share = summary["share"] * 100
-    err = _err(summary["share"], summary["share_low"], summary["share_high"], 100)
+    err = whiskers(summary["share"], summary["share_low"], summary["share_high"], 100)
     ax.barh(y, share, xerr=err, color="#4C72B0", capsize=3, ecolor="#333333")
     labels = [f"{int(i)}. {n}" for i, n in zip(summary.persona_id, summary.persona, strict=True)]
     ax.set_yticks(y, labels, fontsize=8)
@@ -115,7 +103,7 @@ def plot_persona_profiles(traits: pd.DataFrame, *, top: int = 14, ax: Axes | Non
         .pivot_table(index="label", columns="persona_id", values="effect")
         .reindex(keep)
     )
-    ax = _axes(ax, (1.2 * matrix.shape[1] + 4.5, 0.36 * len(matrix) + 1.6))
+    ax = axes(ax, (1.2 * matrix.shape[1] + 4.5, 0.36 * len(matrix) + 1.6))
     lim = float(np.nanmax(np.abs(matrix.to_numpy()))) if matrix.size else 1.0
     sns.heatmap(matrix, annot=True, fmt="+.1f", cmap="RdBu_r", center=0, vmin=-lim, vmax=lim,
                 cbar_kws={"label": "effect size (d or h)"}, linewidths=0.5, ax=ax)  # fmt: skip
@@ -128,9 +116,9 @@ def plot_persona_profiles(traits: pd.DataFrame, *, top: int = 14, ax: Axes | Non
 def plot_persona_stability(stability: Any, *, ax: Axes | None = None) -> Axes:
     """Mean bootstrap Jaccard per persona with its 2.5-97.5 % range; Hennig's 0.6/0.75/0.85."""
     p = stability.personas
-    ax = _axes(ax, (6, 0.5 * len(p) + 1.4))
+    ax = axes(ax, (6, 0.5 * len(p) + 1.4))
     y = np.arange(len(p))[::-1]
-    err = _err(p["jaccard"], p["jaccard_low"], p["jaccard_high"])
+    err = whiskers(p["jaccard"], p["jaccard_low"], p["jaccard_high"])
     colors = np.where(p["flagged"], "#C44E52", "#55A868")
     ax.barh(y, p["jaccard"], xerr=err, color=colors, capsize=3, ecolor="#333333")
     for x in (0.6, 0.75, 0.85):
@@ -150,13 +138,13 @@ def plot_persona_stability(stability: Any, *, ax: Axes | None = None) -> Axes:
 
 def plot_persona_stages(stages: pd.DataFrame, *, ax: Axes | None = None) -> Axes:
     """Share of each persona reaching each stage or a later one, with Wilson whiskers."""
-    ax = _axes(ax, (7.5, 3.6))
+    ax = axes(ax, (7.5, 3.6))
     order = list(dict.fromkeys(stages["stage"]))
     x = np.arange(len(order))
     for pid, g in stages.groupby("persona_id"):
         g = g.set_index("stage").reindex(order)
         share = g["reached_share"] * 100
-        err = _err(g["reached_share"], g["reached_low"], g["reached_high"], 100)
+        err = whiskers(g["reached_share"], g["reached_low"], g["reached_high"], 100)
         ax.errorbar(x, share, yerr=err, marker="o", capsize=3, label=f"persona {pid}")
     ax.set_xticks(x, order)
     ax.set_ylim(0, 105)
@@ -173,7 +161,7 @@ def plot_rfm_segments(
     """Share of buyers and share of revenue per RFM segment; segments with fewer than
     ``min_customers`` buyers are not drawn (privacy)."""
     segments = segments[segments["customers"] >= min_customers]
-    ax = _axes(ax, (8, 0.45 * len(segments) + 1.4))
+    ax = axes(ax, (8, 0.45 * len(segments) + 1.4))
     y = np.arange(len(segments))[::-1]
     ax.barh(y + 0.2, segments["share"] * 100, height=0.4, color="#4C72B0", label="buyers")
     ax.barh(y - 0.2, segments["revenue_share"] * 100, height=0.4, color="#DD8452", label="revenue")
