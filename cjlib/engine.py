@@ -139,7 +139,7 @@ class Engine:
         if isinstance(source, ibis.Table):
             return source
         if isinstance(source, pd.DataFrame):
-            return ibis.memtable(source)
+            return ibis.memtable(_to_microseconds(source))
         if not isinstance(source, (str, os.PathLike)):
             raise TypeError(
                 "source must be a path (CSV, Parquet, DuckDB file), a pandas DataFrame or an Ibis "
@@ -380,6 +380,20 @@ def as_table(data: Any, engine: Engine | None = None) -> tuple[ir.Table, Engine]
     """The Ibis table behind ``data`` (LoadedTable, Ibis table or DataFrame) and its engine."""
     engine = engine or getattr(data, "engine", None) or get_engine()
     return engine.read(data), engine
+
+
+def _to_microseconds(df: pd.DataFrame) -> pd.DataFrame:
+    """``df`` with timestamps finer than a microsecond floored to it, on a shallow copy (the
+    engines store microseconds; Arrow refuses to drop pandas' nanoseconds, so a frame built from
+    float hours could not be read at all)."""
+    import pandas as pd
+
+    out = df
+    for i, (_, col) in enumerate(df.items()):
+        if pd.api.types.is_datetime64_any_dtype(col) and (col.dt.nanosecond != 0).any():
+            out = out.copy(deep=False) if out is df else out
+            out.isetitem(i, col.dt.floor("us"))
+    return out
 
 
 def in_background(fn: Any, *args: Any, name: str = "cjlib") -> Any:

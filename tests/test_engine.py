@@ -107,6 +107,26 @@ def test_epoch_microseconds_round_trip(which, request):
 
 
 @pytest.mark.parametrize("which", ["duckdb", "spark"])
+def test_read_floors_nanosecond_timestamps_to_microseconds(which, request):
+    """A DataFrame whose timestamps carry nanoseconds (built from float hours, say) could not be
+    read at all: Arrow refuses to drop them ("Casting from timestamp[ns] to timestamp[us, tz=UTC]
+    would lose data"). Reading floors them to the engines' microsecond and leaves the frame as it
+    was; whole-microsecond frames are passed as they are."""
+    engine = Engine.duckdb() if which == "duckdb" else request.getfixturevalue("spark_engine")
+    base = pd.Timestamp("2026-01-01", tz="UTC")
+    df = pd.DataFrame({"k": [1, 2, 3], "ts": base + pd.to_timedelta([1, 1_999, -1], unit="ns")})
+    before = df.copy()
+    out = engine.to_pandas(engine.read(df).order_by("k"))
+    want = [base, base + pd.Timedelta(microseconds=1), base - pd.Timedelta(microseconds=1)]
+    assert list(out["ts"]) == want
+    pd.testing.assert_frame_equal(df, before)
+    from cjlib.engine import _to_microseconds
+
+    whole = pd.DataFrame({"ts": [base]})
+    assert _to_microseconds(whole) is whole
+
+
+@pytest.mark.parametrize("which", ["duckdb", "spark"])
 def test_shift_adds_whole_seconds_like_pandas(which, request):
     """Engine.shift(ts, s) equals pandas' ts + Timedelta(seconds=s) to the microsecond (also
     across the year end and before 1970), keeps nulls and the column's own type."""
