@@ -204,6 +204,29 @@ def test_time_to_convert_and_kaplan_meier(toy, engine):
     assert t.loc[2, "km_median_hours"] == pytest.approx(2.0)
 
 
+def test_time_to_convert_keeps_seconds_under_an_hour_and_minutes_above(engine):
+    """A->B after 30 s, 90.5 s and 2 h 30 min 45 s. The automatic precision floors to the
+    second under an hour and to the minute above: 30 s, 90 s, 9,000 s; with resolution="1min"
+    every duration is floored to the minute: 0, 60 and 9,000 s (a click-stream's seconds were
+    all 0.0 hours on the simple-shop log with the old one-minute default). Quantiles take the
+    lower value: p25 = 30 s, median = 90 s, p90 = 9,000 s."""
+    secs = [0, 0, 0, 30, 90.5, 9045]
+    df = pd.DataFrame({"customer_id": list("xyzxyz"), "event": list("AAABBB")})
+    df["timestamp"] = T0 + pd.to_timedelta(secs, unit="s")
+    f = funnel(df, ["A", "B"], window="1D", as_of=T0 + pd.Timedelta(days=3), engine=engine)
+    t = f.timing.set_index("step").loc[2]
+    assert [t.p25_hours * 3600, t.median_hours * 3600, t.p90_hours * 3600] == pytest.approx(
+        [30, 90, 9000]
+    )
+    km = f.km[f.km.step == 2]
+    assert list(km["hours"] * 3600) == pytest.approx([30, 90, 9000])
+    f = funnel(df, ["A", "B"], window="1D", resolution="1min", engine=engine)
+    t = f.timing.set_index("step").loc[2]
+    assert [t.p25_hours * 3600, t.median_hours * 3600, t.p90_hours * 3600] == pytest.approx(
+        [0, 60, 9000]
+    )
+
+
 def test_result_shape(toy, engine):
     f = funnel(toy, STEPS, window="48h", engine=engine)
     d = f.to_dict()
@@ -244,5 +267,5 @@ def test_errors_that_need_the_data(toy, engine):
         funnel(toy, ["A", "Bb"], engine=engine)
     with pytest.raises(ValueError, match="hold: column 'session_id' is not in the events"):
         funnel(toy, STEPS, hold="session_id", engine=engine)
-    with pytest.raises(ValueError, match="resolution must be a positive duration"):
+    with pytest.raises(ValueError, match="resolution must be 'auto' or a positive duration"):
         funnel(toy, STEPS, resolution=0, engine=engine)

@@ -20,15 +20,19 @@ def events(rows):
 
 
 def test_sub_second_durations_are_not_rounded(engine):
-    """a: A at 0.6 s, B at 60.4 s: 59.8 s, floored to minute 0 (rounding the epoch seconds to
-    whole numbers would give 60 s, minute 1). b: A at 0 s, B at 120.9 s: minute 2. The
-    converters' median (lower-quantile rule, of 0 and 2 minutes) is 0 h, p75 is 2 min."""
+    """a: A at 0.6 s, B at 60.4 s: 59.8 s, floored to minute 0 with resolution="1min" (rounding
+    the epoch seconds to whole numbers would give 60 s, minute 1). b: A at 0 s, B at 120.9 s:
+    minute 2. The converters' median (lower-quantile rule, of 0 and 2 minutes) is 0 h, p75 is
+    2 min. With the default (to the second under an hour): 59 s and 120 s."""
     rows = [("a", 0.6, "A"), ("a", 60.4, "B"), ("b", 0.0, "A"), ("b", 120.9, "B")]
-    f = funnel(events(rows), ["A", "B"], window=None, engine=engine)
+    f = funnel(events(rows), ["A", "B"], window=None, resolution="1min", engine=engine)
     t = f.timing.set_index("step")
     assert t.loc[2, "converters"] == 2
     assert t.loc[2, "median_hours"] == 0.0
     assert t.loc[2, "p75_hours"] == pytest.approx(2 / 60)
+    t = funnel(events(rows), ["A", "B"], window=None, engine=engine).timing.set_index("step")
+    assert t.loc[2, "median_hours"] * 3600 == pytest.approx(59)
+    assert t.loc[2, "p75_hours"] * 3600 == pytest.approx(120)
 
 
 def test_data_end_counts_events_outside_the_funnel(engine):

@@ -76,6 +76,11 @@ def test_pain_points_by_hand():
     assert list(p["customers"]) == [40, 10] and list(p["rank"]) == [1, 2]
     assert p.loc[0, "share"] == pytest.approx(0.4)
     assert "40 of the 100 customers who reached a never reached b" in p.loc[0, "evidence"]
+    # nobody lost between two stages (every customer of the simple-shop log reached awareness and
+    # consideration) or nobody there: not a pain point, not "0 customers" in the findings
+    furthest = pd.DataFrame({"stage": ["a", "b", "c", "d"], "reached": [80, 80, 0, 0]})
+    p = journeymap.pain_points(furthest)
+    assert list(p["what"]) == ["b → c"] and list(p["customers"]) == [80]
 
 
 @pytest.fixture(scope="module")

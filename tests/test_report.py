@@ -201,6 +201,23 @@ def test_table_shows_an_estimate_and_its_interval_in_one_column():
     assert "rate_low" in plain
 
 
+def test_table_shows_hours_in_the_unit_that_suits_them():
+    """Click-stream times were all "0.0" in a table of hours: each value now gets its own unit
+    (seconds under a minute, minutes under an hour, hours under two days, then days) and the
+    column loses its "_hours" suffix; a missing value shows the dash."""
+    import re
+
+    df = pd.DataFrame({"step": [2, 3], "median_hours": [26 / 3600, 30.0],
+                       "p90_hours": [2.2 / 60, float("nan")], "spend": [1.5, 2.25]})  # fmt: skip
+    html = report.table(df, hours=["median_hours", "p90_hours"]).to_html()
+    assert re.findall(r"<th[^>]*>([^<]*)</th>", html) == ["step", "median", "p90", "spend"]
+    cells = re.findall(r"<td[^>]*>([^<]*)</td>", html)
+    assert cells == ["2", "26 s", "2.2 min", "1.50", "3", "30.0 h", "—", "2.25"]
+    from cjlib.units import duration_text
+
+    assert duration_text(72.0) == "3.0 days" and duration_text(59.4 / 3600) == "59 s"
+
+
 def test_cj_list_shows_parameters(good, capsys):
     assert cli.main(["list", str(good)]) == 0
     out = capsys.readouterr().out

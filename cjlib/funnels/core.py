@@ -128,7 +128,7 @@ def computed_units(
 
 
 def _summaries(
-    events: Any, spec: FunnelSpec, engine: Engine | None, resolution: int
+    events: Any, spec: FunnelSpec, engine: Engine | None, resolution: float | None
 ) -> tuple[pd.DataFrame, pd.DataFrame, pd.Timestamp]:
     """The two small tables a funnel is read from: units by (entry step, furthest step, status)
     and durations by (step, bucket, event), and the data end. Straight from the chain's links
@@ -164,7 +164,7 @@ def funnel(
     as_of: Any = None,
     stages: StageModel | None = None,
     confidence: float = 0.95,
-    resolution: Any = "1min",
+    resolution: Any = "auto",
     engine: Engine | None = None,
 ) -> FunnelResult:
     """Compute a funnel over ``events`` (a LoadedTable, Ibis table or DataFrame).
@@ -178,13 +178,14 @@ def funnel(
     ``entry``: ``first`` (first ever, counted if inside ``period``) or ``first_in_period``;
     ``count``: ``customers`` or ``journeys``; ``as_of``: the data end (default: the last
     event); ``stages``: the stage model for stage steps; ``resolution``: time-to-convert
-    precision (default one minute). The full rules are in :mod:`cjlib.funnels.spec`.
+    precision, ``"auto"`` (default: to the second under an hour, to the minute above) or a
+    duration such as ``"1min"``. The full rules are in :mod:`cjlib.funnels.spec`.
     """
     if not 0 < confidence < 1:
         raise ValueError(f"confidence must be between 0 and 1, got {confidence!r}")
-    res = to_seconds(resolution, name="resolution")
-    if not res:
-        raise ValueError(f"resolution must be a positive duration, got {resolution!r}")
+    res = None if resolution == "auto" else to_seconds(resolution, name="resolution")
+    if res is not None and not res > 0:
+        raise ValueError(f"resolution must be 'auto' or a positive duration, got {resolution!r}")
     spec = resolve_spec(
         steps,
         dict(mode=mode, strict=strict, window=window, min_gap=min_gap, max_gap=max_gap,
@@ -194,7 +195,7 @@ def funnel(
     counts, hist, as_of = _summaries(events, spec, engine, res)
     labels = spec.labels
     hist = hist.astype({"step": "int64", "bucket": "int64", "event": "int64", "n": "int64"})
-    timing, km = timing_tables(hist, labels, resolution=res)
+    timing, km = timing_tables(hist, labels)
     return FunnelResult(
         steps=step_table(counts, spec, confidence=confidence),
         timing=timing,

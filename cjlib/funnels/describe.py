@@ -10,6 +10,8 @@ from typing import Any
 
 import numpy as np
 
+from cjlib.units import duration_text
+
 __all__ = ["describe_funnel", "headline", "opportunities", "METHODS"]
 
 
@@ -65,8 +67,8 @@ def describe_funnel(
         slow = t.loc[t["median_hours"].idxmax()]
         lines.append(
             f"The slowest step is '{slow.label}': converters took a median "
-            f"{slow.median_hours:,.1f} hours (quartiles {slow.p25_hours:,.1f} to "
-            f"{slow.p75_hours:,.1f})."
+            f"{duration_text(slow.median_hours)} (quartiles {duration_text(slow.p25_hours)} to "
+            f"{duration_text(slow.p75_hours)})."
         )
     if segments is not None:
         real = segments.significant()

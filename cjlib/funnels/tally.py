@@ -72,7 +72,9 @@ def _open(t: Any, prep: Prepared, k: int) -> Any:
     return cond
 
 
-def tables(prep: Prepared, chain: Chain, *, resolution: int) -> tuple[pd.DataFrame, pd.DataFrame]:
+def tables(
+    prep: Prepared, chain: Chain, *, resolution: float | None
+) -> tuple[pd.DataFrame, pd.DataFrame]:
     """``(counts, hist)``: ``entry_step, depth, status, n`` as
     :func:`cjlib.funnels.compute.status_counts` gives them from the unit table, and ``step,
     bucket, event, n`` as :func:`cjlib.funnels.timing.duration_counts` does; one query.

@@ -4,8 +4,9 @@ For each step k (2..n in ordered modes), every unit that reached step k-1 contri
 duration: the time to step k when it got there (an *event*), otherwise the time until its
 follow-up ended (*censored*): the data end (``as_of``), the window end, the step's maximum gap or
 the exclusion event, whichever came first. In any-order mode the clock starts at entry and step k
-is reached when steps 1..k all are. Durations are floored to ``resolution`` seconds in the engine
-and come back as counts per (step, duration, event), so the result is small at any data size.
+is reached when steps 1..k all are. Durations are floored in the engine (by default to the second
+under an hour and to the minute above; :func:`bucket`) and come back as counts per (step,
+duration, event), so the result is small at any data size.
 
 Kaplan-Meier (Kaplan & Meier 1958) treats in-progress units as censored; the curve reported is
 the cumulative conversion 1 - S(t) with a Greenwood variance and a log-log 95 % interval
@@ -29,13 +30,29 @@ if TYPE_CHECKING:  # pragma: no cover
 __all__ = ["bucket", "duration_counts", "kaplan_meier", "timing_tables"]
 
 
-def bucket(micros: Any, resolution: int) -> Any:
-    """Whole ``resolution``-second buckets of a duration in microseconds (floored)."""
-    return (micros / (resolution * 1_000_000)).floor().cast("int64")
+FINE_UNTIL_US = 3_600 * 1_000_000  # automatic precision: to the second under an hour
 
 
-def duration_counts(prep: Prepared, units: ir.Table, *, resolution: int = 60) -> ir.Table:
-    """``step, bucket, event, n``: durations (``bucket * resolution`` seconds) per step.
+def bucket(micros: Any, resolution: float | None) -> Any:
+    """A duration in microseconds floored to its precision, in microseconds: to multiples of
+    ``resolution`` seconds, or (``None``, automatic) to the second under an hour and to the
+    minute from an hour on, so that a click-stream's seconds and a purchase cycle's days both
+    keep their size (about 14,000 distinct values per step over a week)."""
+    import ibis
+
+    def floor(us: int) -> Any:
+        return (micros / us).floor() * us
+
+    if resolution is None:
+        return ibis.ifelse(micros < FINE_UNTIL_US, floor(1_000_000), floor(60_000_000))
+    return floor(max(int(round(resolution * 1_000_000)), 1))
+
+
+def duration_counts(
+    prep: Prepared, units: ir.Table, *, resolution: float | None = None
+) -> ir.Table:
+    """``step, bucket, event, n``: durations (``bucket``: microseconds, floored by
+    :func:`bucket`) per step.
 
     Times become integer microseconds once per unit (``e_k``; ``x_k`` for the end of the
     follow-up where step k was not reached; :meth:`Engine.epoch_us`, not Ibis's slow
@@ -131,9 +148,7 @@ def _quantile(values: np.ndarray, counts: np.ndarray, q: float) -> float:
     return float(values[np.searchsorted(cum, q - 1e-12)])
 
 
-def timing_tables(
-    hist: pd.DataFrame, labels: list[str], *, resolution: int
-) -> tuple[pd.DataFrame, pd.DataFrame]:
+def timing_tables(hist: pd.DataFrame, labels: list[str]) -> tuple[pd.DataFrame, pd.DataFrame]:
     """``(timing, km)`` from the duration histogram (one Kaplan-Meier fit per step).
 
     ``timing``, per step: converters, median and quartiles (and p90) of time to convert among
@@ -145,9 +160,9 @@ def timing_tables(
     for step, g in hist.groupby("step"):
         g = g.sort_values("bucket")
         conv = g[g.event == 1]
-        secs = conv["bucket"].to_numpy(dtype=float) * resolution
+        secs = conv["bucket"].to_numpy(dtype=float) / 1e6
         n = conv["n"].to_numpy(dtype=float)
-        km = kaplan_meier(g["bucket"] * resolution, g["event"], g["n"])
+        km = kaplan_meier(g["bucket"] / 1e6, g["event"], g["n"])
         half = km[km["converted"] >= 0.5]
         rows.append(
             {

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from cjlib.units import duration_text
+
 __all__ = ["METHODS", "describe_journey_map", "persona_maps", "format_metrics"]
 
 METHODS = [
@@ -50,8 +52,8 @@ def describe_journey_map(jm: Any) -> list[str]:
     if len(d):
         slow = d.loc[d["median_dwell_hours"].idxmax()]
         lines.append(
-            f"Customers spend longest in {slow.stage} (median {slow.median_dwell_hours / 24:.1f} "
-            "days before their next stage)."
+            f"Customers spend longest in {slow.stage} (median "
+            f"{duration_text(slow.median_dwell_hours)} before their next stage)."
         )
     na = jm.unavailable
     if len(na):

@@ -3,7 +3,7 @@ complained-about touchpoints, in one list ranked by the number of customers affe
 
 Each kind says what counts as a pain and how many customers it touches (``customers``):
 
-- **drop-off** (every pair of consecutive stages): customers who reached the stage and never got
+- **drop-off** (consecutive stages that lost someone): customers who reached the stage and never got
   further (:func:`cjlib.journeys.furthest_stage`); ``share`` = that / customers who reached it.
 - **low satisfaction** (stages whose detractor share is above that of the other stages' answers,
   Newcombe interval of the difference above 0): the *excess* detractor share x customers who
@@ -30,6 +30,7 @@ import pandas as pd
 
 from cjlib.engine import Engine, as_table
 from cjlib.stats import wilson_interval
+from cjlib.units import duration_text
 
 __all__ = ["pain_points", "slow_steps", "COLUMNS"]
 
@@ -105,9 +106,9 @@ def pain_points(
     f = furthest.reset_index(drop=True)
     for i in range(len(f) - 1):
         a, b = f.loc[i], f.loc[i + 1]
-        if not a.reached:
-            continue
         lost = int(a.reached - b.reached)
+        if not lost:  # nobody reached the stage, or everybody went on: no pain here
+            continue
         lo, hi = wilson_interval(lost, int(a.reached), confidence=confidence)
         rows.append(
             (
@@ -194,10 +195,10 @@ def pain_points(
                     k / n,
                     float(lo),
                     float(hi),
-                    f"median {r.median_hours / 24:.1f} days in {r.stage} before the next stage "
-                    f"against {r.threshold_hours / 24:.1f} days over all stage steps; {k:,} of "
-                    f"{n:,} customers took longer than that, {excess:,} more than the half "
-                    "expected at a typical stage.",
+                    f"median {duration_text(r.median_hours)} in {r.stage} before the next "
+                    f"stage against {duration_text(r.threshold_hours)} over all stage steps; "
+                    f"{k:,} of {n:,} customers took longer than that, {excess:,} more than the "
+                    "half expected at a typical stage.",
                 )
             )
     out = pd.DataFrame(rows, columns=COLUMNS[1:])

@@ -12,6 +12,8 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from cjlib.units import duration_text
+
 __all__ = [
     "setup",
     "set_privacy",
@@ -120,6 +122,7 @@ def table(
     caption: str | None = None,
     counts: Sequence[str] | None = None,
     intervals: bool = True,
+    hours: Sequence[str] = (),
 ) -> Any:
     """A report-ready view of a result table: privacy applied, separators, percentages.
 
@@ -128,7 +131,9 @@ def table(
     with ``x_low`` and ``x_high`` beside it is shown as one column ``x (low–high)``, so tables
     with intervals fit the page. Rows describing fewer than ``min_cell_size`` customers (per the
     ``counts`` columns) are blanked and marked "suppressed". Columns that identify customers are
-    refused unless row-level output was allowed. Returns a ``Styler``.
+    refused unless row-level output was allowed. ``hours`` columns hold durations in hours,
+    shown in the unit that suits each value (``45 s``, ``3.2 min``, ``5.1 h``, ``2.3 days``).
+    Returns a ``Styler``.
     """
     import pandas as pd
 
@@ -141,6 +146,10 @@ def table(
         )
     shown = suppress(df, counts=counts)
     marked = shown.pop("suppressed") if "suppressed" in shown else pd.Series(False, shown.index)
+    # durations carry their own unit, so "median_hours" is headed "median"
+    plain = {c: c.removesuffix("_hours") for c in hours if c.endswith("_hours") and c in shown}
+    shown = shown.rename(columns=plain)
+    hours = [plain.get(c, c) for c in hours]
     decimals = dict(decimals or {})
     merged: list[str] = []
     if intervals:
@@ -151,6 +160,8 @@ def table(
             continue  # already text
         if col in percent:
             formats[col] = "{:.1%}"
+        elif col in hours:
+            formats[col] = duration_text
         elif pd.api.types.is_integer_dtype(shown[col]) or (
             col in df.columns and pd.api.types.is_integer_dtype(df[col])
         ):
