@@ -112,9 +112,19 @@ _PATTERNS: tuple[tuple[str, str], ...] = (
     (r"(^|_)(upgrade|upsell|cross_sell)", "expansion"),
     (r"(^|_)(repeat|renew|reorder)", "retention"),
     (r"(^|_)onboard", "adoption"),
-    (r"(^|_)(purchase|order_completed|checkout_completed)($|_)", "purchase"),
-    (r"(^|_)(product|cart|checkout|wishlist|compare)", "consideration"),
-    (r"(^|_)(impression|ad_|promotion|first_visit)", "awareness"),
+    # completed payments and orders as shops name them (payment_done, order_placed,
+    # checkout_success...); choosing a payment or delivery method is still consideration
+    (
+        r"(^|_)(purchase|purchased|paid|(order|checkout|payment|transaction)_(completed?|done|"
+        r"placed|confirmed|success|succeeded|successful))($|_)",
+        "purchase",
+    ),
+    (
+        r"(^|_)(product|cart|checkout|wishlist|compare|catalog|category|search|payment|delivery|"
+        r"shipping)",
+        "consideration",
+    ),
+    (r"(^|_)(impression|ad_|promotion|first_visit|landing)", "awareness"),
 )
 
 

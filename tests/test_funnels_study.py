@@ -10,6 +10,7 @@ import matplotlib
 
 matplotlib.use("Agg")
 
+import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import pytest  # noqa: E402
 from conftest import DATA  # noqa: E402
@@ -81,6 +82,31 @@ def test_stage_view_on_the_sample(sample):
     assert (view.links["customers"] >= 10).all() and view.links["source"].str.startswith("1.").any()
     assert view.dwell.set_index("stage").loc["consideration", "median_hours"] < 1
     assert 0 < view.regression_share() < 0.5
+
+
+def test_stage_view_starts_at_the_first_stage_the_data_record(engine):
+    """A click-stream with no awareness event (the simple-shop log: catalog, products, cart,
+    payment): a closed stage funnel entered at awareness was empty and so was its chart. Hand
+    count: a, b, c view products (consideration); a and b pay (purchase); a reviews (advocacy):
+    consideration 3 -> purchase 2 -> retention 0 -> advocacy 0 (a's review comes after a
+    retention stage it never reached)."""
+    t0 = pd.Timestamp("2026-01-01", tz="UTC")
+    rows = [("a", 0, "product_view"), ("a", 1, "purchase"), ("a", 2, "review_submitted"),
+            ("b", 0, "product_view"), ("b", 3, "purchase"), ("c", 0, "product_view")]  # fmt: skip
+    df = pd.DataFrame(rows, columns=["customer_id", "hours", "event"])
+    df["timestamp"] = t0 + pd.to_timedelta(df.pop("hours"), unit="h")
+    view = funnels.stage_view(df, cj.five_stage(), min_customers=1, engine=engine)
+    assert view.skipped == ("awareness",)
+    steps = view.funnel.steps
+    assert list(steps["label"]) == ["consideration", "purchase", "retention", "advocacy"]
+    assert list(steps["customers"]) == [3, 2, 0, 0]
+    refs = view.references.set_index("to_stage")
+    assert np.isnan(refs.loc["consideration", "our_lost_share"])
+    assert refs.loc["purchase", "our_lost_share"] == pytest.approx(1 / 3)
+    ax = fplots.plot_stage_losses(view)
+    heights = [p.get_height() for p in ax.patches]  # nobody at retention: no rate, no bar
+    assert heights[:2] == pytest.approx([100 / 3, 100.0]) and np.isnan(heights[2])
+    assert view.to_dict()["skipped"] == ["awareness"]
 
 
 def test_findings_and_charts(sample):

@@ -65,6 +65,12 @@ def test_five_stage_folds_adoption_and_expansion_into_retention():
         ("product_reviewed", "advocacy"),            # pattern 'review' wins over 'product'
         ("banner_impression", "awareness"),          # pattern only
         ("totally_unknown", None),
+        # the retentioneering simple-shop log's names (../shared/datasets) and their kin
+        ("payment_done", "purchase"), ("checkout_success", "purchase"),
+        ("Order Placed", "purchase"), ("transaction_complete", "purchase"),
+        ("payment_card", "consideration"), ("delivery_choice", "consideration"),
+        ("catalog", "consideration"), ("payment_info_entered", "consideration"),
+        ("main", None), ("ordered_list_view", None),
     ],
 )
 # fmt: on

@@ -57,7 +57,10 @@ def first_channel_segments(events: Any, *, engine: Engine | None = None):
     the same timestamp: the alphabetically first channel)."""
     t, _ = as_table(events, engine)
     if "channel" not in t.columns:
-        raise ValueError("first-touch channel needs a channel column in the events")
+        raise ValueError(
+            "segment_by='first_channel' needs a channel column in the events; their columns "
+            f"are {list(t.columns)}"
+        )
     t = t.filter(t.channel.notnull() & (t.channel != ""))
     first = t.group_by("customer_id").aggregate(first=t.timestamp.min())
     j = t.join(first, ["customer_id", t.timestamp == first.first])

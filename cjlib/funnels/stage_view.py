@@ -92,7 +92,9 @@ def sankey_links(paths: pd.DataFrame, *, depth: int = 4) -> pd.DataFrame:
 
 @dataclass(frozen=True)
 class StageView:
-    """``funnel``: the closed stage funnel; ``furthest``, ``transitions``, ``paths``: from
+    """``funnel``: the closed stage funnel, from the first stage the data record (``skipped``:
+    the earlier stages, which no event maps to: a click-stream seldom records awareness, and a
+    closed funnel entered there would be empty); ``furthest``, ``transitions``, ``paths``: from
     :mod:`cjlib.journeys`; ``dwell``: time in each stage; ``links``: Sankey links;
     ``references``: industry figures next to ours (``our_lost_share`` with its interval)."""
 
@@ -104,6 +106,7 @@ class StageView:
     links: pd.DataFrame
     references: pd.DataFrame
     stages: StageModel
+    skipped: tuple[str, ...] = ()
 
     def regression_share(self) -> float:
         """Share of stage-to-stage moves that go back to an earlier stage."""
@@ -127,6 +130,7 @@ class StageView:
             "paths": records(self.paths),
             "dwell": records(self.dwell),
             "references": records(self.references),
+            "skipped": list(self.skipped),
         }
 
 
@@ -142,18 +146,23 @@ def stage_view(
     engine: Engine | None = None,
 ) -> StageView:
     """Everything the stage section of the drop-off study shows, for ``stages`` (default
-    five-stage). ``window``: of the stage funnel (default none: stages are slow);
+    five-stage). The stage funnel starts at the first stage any event maps to (see
+    :class:`StageView`). ``window``: of the stage funnel (default none: stages are slow);
     ``top``/``min_customers``: stage paths listed and their privacy threshold."""
     from cjlib import journeys
 
     model = stages or five_stage()
-    steps = [f"stage:{s}" for s in model.stages]
+    dwell = dwell_times(events, model, engine=engine)
+    seen = (dwell["steps"] + dwell["open_steps"]).to_numpy() > 0
+    first = min(int(seen.argmax()) if seen.any() else 0, len(model.stages) - 2)
+    steps = [f"stage:{s}" for s in model.stages[first:]]
     f = funnel(events, steps, stages=model, window=window, confidence=confidence, engine=engine)
     paths_all = journeys.stage_paths(events, model, top=None, min_customers=min_customers,
                                      confidence=confidence, engine=engine)  # fmt: skip
     refs = INDUSTRY_REFERENCES.copy()
     rows = f.steps.set_index("label")
-    ours = [rows.loc[b] if b in rows.index else None for b in refs["to_stage"]]
+    pairs = zip(refs["from_stage"], refs["to_stage"], strict=True)
+    ours = [rows.loc[b] if a in rows.index and b in rows.index else None for a, b in pairs]
     refs["our_lost_share"] = [np.nan if r is None else r["drop_off"] for r in ours]
     refs["our_low"] = [np.nan if r is None else 1 - r["conversion_high"] for r in ours]
     refs["our_high"] = [np.nan if r is None else 1 - r["conversion_low"] for r in ours]
@@ -164,8 +173,9 @@ def stage_view(
             events, model, confidence=confidence, engine=engine
         ),  # fmt: skip
         paths=paths_all.head(top).reset_index(drop=True),
-        dwell=dwell_times(events, model, engine=engine),
+        dwell=dwell,
         links=sankey_links(paths_all, depth=depth),
         references=refs,
         stages=model,
+        skipped=tuple(model.stages[:first]),
     )
