@@ -145,9 +145,13 @@ class Engine:
                 "source must be a path (CSV, Parquet, DuckDB file), a pandas DataFrame or an Ibis "
                 f"table, got {type(source).__name__}"
             )
+        if not str(source).strip():  # Path("") is the working folder
+            raise ValueError("source is an empty path: give a CSV, Parquet or DuckDB file")
         path = Path(source)
         if not path.exists():
             raise FileNotFoundError(f"source {str(path)!r} does not exist")
+        if path.is_dir() and not any(path.glob("*.parquet")):
+            raise FileNotFoundError(f"source {str(path)!r} is a folder with no *.parquet files")
         suffixes = {s.lower() for s in path.suffixes}
         if path.is_dir() or suffixes & _PARQUET_SUFFIXES:
             target = str(path / "*.parquet") if path.is_dir() else str(path)

@@ -70,9 +70,15 @@ def test_default_engine_and_switching():
         connect("pg")
 
 
-def test_read_rejects_unknown_sources(engine):
+def test_read_rejects_unknown_sources(engine, tmp_path):
     with pytest.raises(TypeError, match="source must be a path"):
         engine.read(42)
+    # an empty notebook parameter (experiments_path: "") read the working folder as Parquet and
+    # failed deep in DuckDB ("No files found that match the pattern")
+    with pytest.raises(ValueError, match="source is an empty path"):
+        engine.read("")
+    with pytest.raises(FileNotFoundError, match="is a folder with no \\*.parquet files"):
+        engine.read(tmp_path)
 
 
 def test_existing_spark_session_is_reused(spark_engine, tiny_events):

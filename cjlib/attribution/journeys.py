@@ -271,7 +271,15 @@ def touch_journeys(
     t, engine = as_table(events, engine)
     missing = {"customer_id", "timestamp", "event", "channel"} - set(t.columns)
     if missing:
-        raise ValueError(f"events need columns {sorted(missing)} for attribution")
+        hint = (
+            " (the touchpoint of each event; a column map names it, e.g. {'utm_source': 'channel'})"
+            if "channel" in missing
+            else ""
+        )
+        raise ValueError(
+            f"events need columns {sorted(missing)} for attribution{hint}; their columns are "
+            f"{list(t.columns)}"
+        )
     found = engine.to_pandas(t.filter(t.event == conversion_event).count())
     if int(found) == 0:
         raise ValueError(f"conversion_event {conversion_event!r} does not occur in the events")
