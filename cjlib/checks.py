@@ -27,6 +27,12 @@ def _timestamp_expr(col: ir.Column, table: str, name: str, engine: Engine):
 
     utc = ibis.dtype("timestamp('UTC')")
     dtype = col.type()
+    if dtype.is_string() and _epoch_text(col, engine):
+        text = col.strip()
+        present = text.notnull() & (text != "")
+        number = text.try_cast("float64")
+        parsed, _ = _timestamp_expr(number, table, name, engine)
+        return parsed, {"unparseable": present & number.isnull()}
     if dtype.is_string():
         text = col.strip()
         present = text.notnull() & (text != "")
@@ -53,6 +59,18 @@ def _timestamp_expr(col: ir.Column, table: str, name: str, engine: Engine):
         epoch = ibis.timestamp("1970-01-01 00:00:00")
         return (epoch + scaled.cast("int64").as_interval("us")).cast(utc), {}
     raise SchemaError(table, name, f"cannot read a timestamp from a column of type {dtype}")
+
+
+_EPOCH_TEXT = r"^[+-]?\d{9,19}(\.\d+)?$"  # 9+ digits: epoch seconds from 1973 on, ms, us, ns
+
+
+def _epoch_text(col: ir.StringColumn, engine: Engine, sample: int = 1000) -> bool:
+    """Whether a text column holds epoch numbers (a CSV of GA4's ``event_timestamp``, in
+    microseconds, or of Unix seconds): every filled value among its first ``sample`` rows is a
+    number of 9 to 19 digits. Eight-digit dates such as 20240301 are not taken for seconds."""
+    values = engine.to_pandas(col.strip().name("v").as_table().limit(sample))["v"]
+    values = values[values.notna() & (values != "")].astype(str)
+    return bool(len(values)) and bool(values.str.fullmatch(_EPOCH_TEXT).all())
 
 
 _WHITESPACE = (9, 10, 11, 12, 13, 32)  # what Ibis's strip() removes

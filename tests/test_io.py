@@ -153,6 +153,34 @@ def test_column_map_naming_absent_column(tiny_events, write_csv, engine):
     )
 
 
+@pytest.mark.parametrize("which", ["duckdb", "spark"])
+def test_epoch_numbers_in_a_csv_are_timestamps(write_csv, which, request):
+    """GA4's event_timestamp exported to CSV (microseconds since 1970) and Unix seconds or
+    milliseconds read as text, and every row was "a timestamp that cannot be read". The unit
+    follows from the size (as for numeric columns): 1767261600 s = 1767261600000 ms =
+    1767261600000000 us = 2026-01-01 10:00 UTC. Eight-digit dates are not taken for seconds."""
+    from cjlib.engine import Engine
+    from cjlib.schema import SchemaError
+
+    engine = Engine.duckdb() if which == "duckdb" else request.getfixturevalue("spark_engine")
+    want = pd.Timestamp("2026-01-01 10:00", tz="UTC")
+    for scale in (1, 1000, 1_000_000):
+        df = pd.DataFrame(
+            {
+                "user_pseudo_id": ["u1", "u2"],
+                "event_timestamp": [1767261600 * scale, (1767261600 + 60) * scale],
+                "event_name": ["first_visit", "purchase"],
+            }
+        )
+        path = write_csv(df, f"ga4_{scale}.csv")
+        got = cj.load_events(path, column_map="ga4", engine=engine).to_pandas()
+        got = got.sort_values("customer_id")["timestamp"].tolist()
+        assert got == [want, want + pd.Timedelta(minutes=1)], scale
+    dates = pd.DataFrame({"customer_id": ["a"], "timestamp": ["20260101"], "event": ["x"]})
+    with pytest.raises(SchemaError, match="timestamps that cannot be read"):
+        cj.load_events(write_csv(dates, "dates.csv"), engine=engine)
+
+
 def test_unparseable_timestamps(tiny_events, write_csv, engine):
     bad = tiny_events.copy()
     bad.loc[[3, 7], "timestamp"] = ["yesterday", "2026-13-45 10:00:00"]
