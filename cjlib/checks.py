@@ -150,6 +150,10 @@ _MESSAGES = {
     "not_a_number": "values that are not numbers",
     "out_of_range": "values out of range",
 }
+_NOT_A_NUMBER = (
+    "decimal commas (12,50), thousands separators and currency signs are not read as numbers: "
+    "export plain numbers with a decimal point"
+)
 
 
 def _bounds_text(spec: TableSpec, column: str) -> str:
@@ -190,7 +194,8 @@ def validate(t: ir.Table, raw: ir.Table, spec: TableSpec, checks: dict, engine: 
             )
         if kind in _MESSAGES and count:
             examples = engine.to_pandas(raw.filter(checks[(column, kind)]), limit=EXAMPLES)
-            hint = spec.hints.get(column, "")
+            # the table's own hints are about allowed values (revenue >= 0: refunds)
+            hint = _NOT_A_NUMBER if kind == "not_a_number" else spec.hints.get(column, "")
             problem = _MESSAGES[kind]
             if kind == "out_of_range":
                 problem += f" (allowed: {_bounds_text(spec, column)})"

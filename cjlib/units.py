@@ -24,7 +24,10 @@ TIME_TICKS = (
 def duration_text(hours: float) -> str:
     """``hours`` in the unit that suits it: ``"45 s"``, ``"3.2 min"``, ``"5.1 h"``, ``"2.3 days"``
     (``"—"`` when missing)."""
-    if hours is None or (isinstance(hours, float) and math.isnan(hours)):
+    try:
+        if hours is None or math.isnan(hours):
+            return "—"
+    except TypeError:  # pandas' NA
         return "—"
     seconds = hours * 3600
     if seconds < 60:

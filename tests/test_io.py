@@ -277,14 +277,16 @@ def test_negative_revenue(tiny_events, write_csv, engine):
 
 def test_revenue_that_is_not_a_number(tiny_events, write_csv, engine):
     bad = tiny_events.copy().astype({"revenue": object})
-    bad.loc[5, "revenue"] = "forty"
+    bad.loc[5, "revenue"] = "12,50"  # a decimal comma, as a European export writes it
     path = write_csv(bad)
-    _assert_clean_failure(
+    err = _assert_clean_failure(
         engine,
         path,
         lambda: cj.load_events(path, engine=engine),
         r"events\.revenue: values that are not numbers \(1 row\)",
     )
+    # the hint fits the problem (it said "refunds belong in their own event type")
+    assert "decimal commas" in str(err) and "refunds" not in str(err)
 
 
 # fmt: off

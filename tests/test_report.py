@@ -216,6 +216,7 @@ def test_table_shows_hours_in_the_unit_that_suits_them():
     from cjlib.units import duration_text
 
     assert duration_text(72.0) == "3.0 days" and duration_text(59.4 / 3600) == "59 s"
+    assert duration_text(pd.NA) == duration_text(None) == "—"
 
 
 def test_cj_list_shows_parameters(good, capsys):

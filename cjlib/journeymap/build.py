@@ -15,6 +15,7 @@ from cjlib.journeymap.metrics import REFERRAL_EVENTS, REVIEW_EVENTS, stage_metri
 from cjlib.journeymap.painpoints import pain_points, slow_steps
 from cjlib.stages import StageModel, five_stage
 from cjlib.stats import wilson_interval
+from cjlib.units import duration_text
 
 __all__ = ["JourneyMap", "journey_map", "ROWS"]
 
@@ -265,12 +266,6 @@ def _fmt(x: float, spec: str, na: str = "—") -> str:
     return na if x is None or (isinstance(x, float) and np.isnan(x)) else format(x, spec)
 
 
-def _dwell(h: float) -> str:
-    if np.isnan(h):
-        return "—"
-    return f"{h:.1f} h" if h < 48 else f"{h / 24:.1f} days"
-
-
 def _wide(s: pd.DataFrame) -> pd.DataFrame:
     cells = {}
     for _, r in s.iterrows():
@@ -282,7 +277,7 @@ def _wide(s: pd.DataFrame) -> pd.DataFrame:
             if np.isnan(r.conversion_next)
             else f"{r.conversion_next:.1%} "
             f"({r.conversion_next_low:.1%}–{r.conversion_next_high:.1%})",
-            _dwell(r.median_dwell_hours),
+            duration_text(r.median_dwell_hours),
             "—"
             if np.isnan(r.csat_mean)
             else f"{r.csat_mean:.2f} ({r.csat_mean_low:.2f}–{r.csat_mean_high:.2f}; "

@@ -10,6 +10,8 @@ from typing import Any
 
 import numpy as np
 
+from cjlib.units import duration_text
+
 __all__ = ["plot_journey_map", "plot_pain_points"]
 
 _ROW_LABELS = (
@@ -32,12 +34,6 @@ def _wrap(text: str, width: int, lines: int) -> str:
         return "—"
     out = [textwrap.shorten(p, width, placeholder="…") for p in parts[:lines]]
     return "\n".join(out)
-
-
-def _dwell(h: float) -> str:
-    if np.isnan(h):
-        return "—"
-    return f"{h:.1f} hours" if h < 48 else f"{h / 24:.1f} days"
 
 
 def plot_journey_map(jm: Any, *, title: str | None = None, width: float = 12.0):
@@ -76,7 +72,7 @@ def plot_journey_map(jm: Any, *, title: str | None = None, width: float = 12.0):
             _wrap(r.actions, chars, 3),
             _wrap(r.channels, chars, 3),
             f"{r.reached:,} reached ({r.reached_share:.0%})\n{conv}",
-            _dwell(r.median_dwell_hours),
+            duration_text(r.median_dwell_hours),
         ]
         for i, cell in enumerate(cells):
             text_ax.text(j, i, cell, ha="center", va="center", fontsize=8.6, linespacing=1.3)
