@@ -160,10 +160,15 @@ def plot_stage_losses(view: Any, *, ax: Axes | None = None) -> Axes:
         if ref.to_stage in names:
             i = names.index(ref.to_stage)
             ax.plot([i - 0.4, i + 0.4], [ref.lost_share * 100] * 2, color=RED, lw=2, ls="--")
-            ax.annotate(f"industry ~{ref.lost_share * 100:.0f} %", (i + 0.4, ref.lost_share * 100),
-                        fontsize=8, color=RED, va="bottom", ha="right",
-                        bbox={"boxstyle": "round,pad=0.15", "fc": "white", "ec": "none",
-                              "alpha": 0.85})  # fmt: skip  (readable over a bar)
+            ax.annotate(
+                f"industry ~{ref.lost_share * 100:.0f} %",
+                (i + 0.4, ref.lost_share * 100),
+                fontsize=8,
+                color=RED,
+                va="bottom",
+                ha="right",
+                bbox={"boxstyle": "round,pad=0.15", "fc": "white", "ec": "none", "alpha": 0.85},
+            )  # the box keeps the label readable over a bar
     prev = list(view.funnel.steps["label"])[:-1]
     ax.set_xticks(x, [f"{a} →\n{b}" for a, b in zip(prev, names, strict=True)], fontsize=8)
     ax.set_ylabel("lost between stages (%)")
