@@ -109,6 +109,23 @@ def test_stage_view_starts_at_the_first_stage_the_data_record(engine):
     assert view.to_dict()["skipped"] == ["awareness"]
 
 
+def test_dwell_times_to_the_second_under_an_hour(engine):
+    """Consideration lasts 45 s for a and 2 h 0 min 30 s for b (then purchase): to the second
+    under an hour, to the minute above, so 45 s and 7,200 s (minute precision made 45 s 0)."""
+    t0 = pd.Timestamp("2026-01-01", tz="UTC")
+    df = pd.DataFrame(
+        {
+            "customer_id": ["a", "a", "b", "b"],
+            "event": ["product_view", "purchase"] * 2,
+            "timestamp": t0 + pd.to_timedelta([0, 45, 0, 7230], unit="s"),
+        }
+    )
+    dwell = funnels.dwell_times(df, cj.five_stage(), engine=engine).set_index("stage")
+    c = dwell.loc["consideration"]
+    assert c.steps == 2 and c.p25_hours * 3600 == pytest.approx(45)
+    assert c.p75_hours * 3600 == pytest.approx(7200)
+
+
 def test_findings_and_charts(sample):
     events, customers = sample
     steps = ["product_view", "add_to_cart|begin_checkout", "purchase"]

@@ -16,7 +16,7 @@ import pandas as pd
 
 from cjlib.engine import Engine, as_table
 from cjlib.funnels.core import FunnelResult, funnel, records
-from cjlib.funnels.timing import _quantile
+from cjlib.funnels.timing import _quantile, bucket
 from cjlib.stages import StageModel, five_stage
 
 __all__ = ["StageView", "stage_view", "dwell_times", "sankey_links", "INDUSTRY_REFERENCES"]
@@ -37,7 +37,8 @@ def dwell_times(
 ) -> pd.DataFrame:
     """Time spent in each stage: from entering a stage step to the next stage step (steps as in
     :func:`cjlib.journeys.stage_steps`, repeats collapsed). A customer's last step has no end
-    (still there, or gone) and is counted in ``open_steps`` only. Hours, minute precision."""
+    (still there, or gone) and is counted in ``open_steps`` only. Hours; to the second under an
+    hour and to the minute above (:func:`cjlib.funnels.timing.bucket`)."""
     import ibis
 
     from cjlib.journeys import _ORDER, stage_steps
@@ -47,22 +48,20 @@ def dwell_times(
     _, engine = as_table(events, engine)
     window = ibis.window(group_by="customer_id", order_by=list(_ORDER))
     steps = steps.mutate(next_ts=steps.timestamp.lead().over(window))
-    minutes = ((engine.epoch_us(steps.next_ts) - engine.epoch_us(steps.timestamp)) / 60e6).floor()
-    steps = steps.mutate(minutes=ibis.ifelse(steps.next_ts.isnull(), -1, minutes.cast("int64")))
+    micros = bucket(engine.epoch_us(steps.next_ts) - engine.epoch_us(steps.timestamp), None)
+    steps = steps.mutate(us=ibis.ifelse(steps.next_ts.isnull(), -1, micros.cast("int64")))
     hist = engine.to_pandas(
-        steps.group_by(["stage_index", "minutes"]).aggregate(n=steps.count())
-    ).astype({"stage_index": "int64", "minutes": "int64", "n": "int64"})
+        steps.group_by(["stage_index", "us"]).aggregate(n=steps.count())
+    ).astype({"stage_index": "int64", "us": "int64", "n": "int64"})
     rows = []
     for i, stage in enumerate(model.stages):
-        g = hist[(hist.stage_index == i) & (hist.minutes >= 0)].sort_values("minutes")
-        vals, n = g["minutes"].to_numpy(dtype=float) / 60, g["n"].to_numpy(dtype=float)
+        g = hist[(hist.stage_index == i) & (hist.us >= 0)].sort_values("us")
+        vals, n = g["us"].to_numpy(dtype=float) / 3.6e9, g["n"].to_numpy(dtype=float)
         rows.append(
             {
                 "stage": stage,
                 "steps": int(n.sum()),
-                "open_steps": int(
-                    hist.loc[(hist.stage_index == i) & (hist.minutes < 0), "n"].sum()
-                ),
+                "open_steps": int(hist.loc[(hist.stage_index == i) & (hist.us < 0), "n"].sum()),
                 "p25_hours": _quantile(vals, n, 0.25),
                 "median_hours": _quantile(vals, n, 0.5),
                 "p75_hours": _quantile(vals, n, 0.75),
