@@ -276,7 +276,7 @@ def test_rfm_segments_parity(sample):
 # -- funnel stage view ---------------------------------------------------------------------------
 def test_stage_view_parity(sample):
     """The stage section of the drop-off study: stage funnel, furthest stage, transitions, paths,
-    Sankey links, industry references and dwell times (minutes from epoch_us)."""
+    Sankey links, industry references and dwell times (floored durations from epoch_us)."""
     duck, spark = run_both(sample, funnels.stage_view, "events")
     closed = duck.dwell.iloc[:-1]  # advocacy, the last stage, has open steps only
     assert closed["steps"].gt(1000).all() and closed["median_hours"].notna().all()
