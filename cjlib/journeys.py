@@ -309,8 +309,15 @@ def describe_journeys(
         )
     reached = furthest.set_index("stage")["reached"]
     stages = list(furthest["stage"])
+    seen = set(transitions["from_stage"]) | set(transitions["to_stage"])
+    untracked = [s for s in stages[:-1] if s not in seen and reached[s]]
+    if untracked:  # "reached" counts customers at or past a stage, events there or not
+        lines.append(
+            f"No event maps to {', '.join(untracked)}: customers past it are counted as having "
+            "reached it, so its drop-off is not measured."
+        )
     for a, b in zip(stages[:2], stages[1:3], strict=False):
-        if reached[a]:
+        if reached[a] and a not in untracked:
             lost = 1 - reached[b] / reached[a]
             lines.append(
                 f"Between {a} and {b}, {_pct(lost)} of the {int(reached[a]):,} customers "

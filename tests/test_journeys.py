@@ -109,6 +109,26 @@ def test_describe_journeys_states_denominators(events):
         "66.7 % of the 3 customers with a mapped event reached consideration"
     )
     assert any("go back to an earlier stage" in line for line in lines)
+    assert not any("No event maps to" in line for line in lines)  # every early stage is tracked
+
+
+def test_describe_journeys_says_when_a_stage_is_not_tracked(engine):
+    """No awareness event (a click-stream): every customer "reached" awareness because reached
+    counts customers at or past a stage, so "0.0 % lost between awareness and consideration"
+    was a measurement of nothing. Hand count: a and b view a product, a buys."""
+    t0 = pd.Timestamp("2026-01-01", tz="UTC")
+    df = pd.DataFrame(
+        {
+            "customer_id": ["a", "a", "b"],
+            "event": ["product_view", "purchase", "product_view"],
+            "timestamp": t0 + pd.to_timedelta([0, 1, 0], unit="h"),
+        }
+    )
+    events = cj.load_events(df, engine=engine)
+    lines = describe_journeys(cj.furthest_stage(events), cj.stage_transitions(events))
+    assert "No event maps to awareness: customers past it are counted" in " ".join(lines)
+    assert not any(line.startswith("Between awareness and") for line in lines)
+    assert any("Between consideration and purchase, 50.0 % of the 2 customers" in x for x in lines)
 
 
 def test_bad_stage_model_argument(events):
