@@ -214,6 +214,39 @@ def test_attribute_on_path_table_sums_and_intervals():
     assert d["summary"]["conversions"] == 6.0 and "<table" in res._repr_html_()
 
 
+def test_findings_versus_last_touch_say_more_less_or_neither():
+    """On this path table Markov credits a more and b less than last touch (paired intervals
+    exclude zero). With no clear difference the finding says so plainly; it read "credits no
+    channel clearly more (paired ... intervals of the difference exclude zero)"."""
+    import dataclasses
+
+    from cjlib.attribution import describe_attribution
+
+    table = pd.DataFrame(
+        {
+            "path": ["a > b", "b", "a > a > c", "c"],
+            "total_conversions": [3, 1, 2, 0],
+            "total_conversion_value": [30.0, 5.0, 20.0, 0.0],
+            "total_null": [7, 9, 8, 10],
+        }
+    )
+    res = attribute(table, n_boot=50, random_state=4)
+    lines = [x for x in describe_attribution(res) if x.startswith("Compared with last touch")]
+    assert lines[0].startswith("Compared with last touch, Markov credits more to a (+33.3 pts)")
+    assert (
+        " and less to b (-22.2 pts) (paired 95 % bootstrap intervals of the difference "
+        in (lines[0])
+    )
+    none = res.versus_last_touch.assign(verdict="no clear difference")
+    lines = describe_attribution(dataclasses.replace(res, versus_last_touch=none))
+    vs = [x for x in lines if x.startswith("Compared with last touch")]
+    assert vs and all(
+        "credits no channel clearly more or less (no paired 95 % bootstrap interval of the "
+        "difference excludes zero)." in x
+        for x in vs
+    )
+
+
 def test_read_path_table_errors(tmp_path):
     with pytest.raises(ValueError, match="path table needs a conversions column"):
         read_path_table(pd.DataFrame({"path": ["a"], "x": [1]}))

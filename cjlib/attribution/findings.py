@@ -69,9 +69,17 @@ def describe_attribution(result: Any) -> list[str]:
                      rows[rows.verdict == "below"].itertuples()]  # fmt: skip
             apart = list(rows.loc[~rows["intervals_overlap"], "channel"])
             text = f"Compared with last touch, {MODEL_NAMES.get(model, model)} credits "
-            text += f"more to {_join(above)}" if above else "no channel clearly more"
-            text += f" and less to {_join(below)}" if below else ""
-            text += " (paired 95 % bootstrap intervals of the difference exclude zero)."
+            parts = []
+            if above:
+                parts.append(f"more to {_join(above)}")
+            if below:
+                parts.append(f"less to {_join(below)}")
+            if parts:
+                text += " and ".join(parts)
+                text += " (paired 95 % bootstrap intervals of the difference exclude zero)."
+            else:  # said so plainly: the parenthesis read as if intervals excluded zero
+                text += "no channel clearly more or less (no paired 95 % bootstrap interval of "
+                text += "the difference excludes zero)."
             if apart:
                 text += f" The two models' own intervals do not overlap for {_join(apart)}"
                 text += "; for the other channels they overlap."
