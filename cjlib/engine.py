@@ -18,7 +18,6 @@ import itertools
 import os
 import warnings
 from collections.abc import Iterator, Sequence
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from cjlib.sqlfuncs import builtin as _builtin
@@ -38,9 +37,6 @@ __all__ = [
     "in_background",
 ]
 
-_CSV_SUFFIXES = {".csv", ".tsv", ".txt", ".gz"}
-_PARQUET_SUFFIXES = {".parquet", ".pq"}
-_DUCKDB_SUFFIXES = {".duckdb", ".ddb", ".db"}
 _counter = itertools.count()
 
 
@@ -127,68 +123,12 @@ class Engine:
 
     # -- reading -------------------------------------------------------------------------------
     def read(self, source: Any, *, table: str | None = None) -> ir.Table:
-        """An Ibis table for ``source``: DataFrame, Ibis table, CSV/Parquet path, DuckDB file.
+        """An Ibis table for ``source``: DataFrame, Ibis table, CSV/Parquet path, DuckDB file
+        (:func:`cjlib.sources.read`). Reading never modifies the source. ``table`` names the
+        table inside a DuckDB file."""
+        from cjlib.sources import read
 
-        Reading never modifies the source. ``table`` names the table inside a DuckDB file.
-        """
-        import ibis
-        import pandas as pd
-
-        if hasattr(source, "expr") and hasattr(source, "report"):  # a LoadedTable
-            return source.expr
-        if isinstance(source, ibis.Table):
-            return source
-        if isinstance(source, pd.DataFrame):
-            return ibis.memtable(_to_microseconds(source))
-        if not isinstance(source, (str, os.PathLike)):
-            raise TypeError(
-                "source must be a path (CSV, Parquet, DuckDB file), a pandas DataFrame or an Ibis "
-                f"table, got {type(source).__name__}"
-            )
-        if not str(source).strip():  # Path("") is the working folder
-            raise ValueError("source is an empty path: give a CSV, Parquet or DuckDB file")
-        path = Path(source)
-        if not path.exists():
-            raise FileNotFoundError(f"source {str(path)!r} does not exist")
-        if path.is_dir() and not any(path.glob("*.parquet")):
-            raise FileNotFoundError(f"source {str(path)!r} is a folder with no *.parquet files")
-        suffixes = {s.lower() for s in path.suffixes}
-        if path.is_dir() or suffixes & _PARQUET_SUFFIXES:
-            target = str(path / "*.parquet") if path.is_dir() else str(path)
-            return self.con.read_parquet(target)
-        if suffixes & _DUCKDB_SUFFIXES:
-            return self._read_duckdb_file(path, table)
-        if suffixes & _CSV_SUFFIXES:
-            return self._read_csv(path)
-        raise ValueError(
-            f"source {str(path)!r}: unknown file type; use .csv/.tsv, .parquet or .duckdb"
-        )
-
-    def _read_csv(self, path: Path) -> ir.Table:
-        if self.name == "duckdb":
-            # all_varchar: the loader parses types itself so bad values are reported, not guessed
-            return self.con.read_csv(str(path), all_varchar=True)
-        return self.con.read_csv(str(path), header=True, inferSchema=False)
-
-    def _read_duckdb_file(self, path: Path, table: str | None) -> ir.Table:
-        if not table:
-            raise ValueError(f"source {str(path)!r} is a DuckDB database: pass table=<name>")
-        if self.name == "duckdb":
-            key = str(path.resolve())
-            if key not in self._attached:
-                alias = f"cjlib_src_{next(_counter)}"
-                self.con.attach(key, name=alias, read_only=True)
-                self._attached[key] = alias
-            alias = self._attached[key]
-            tables = self.con.list_tables(database=(alias, "main"))
-            if table not in tables:
-                raise ValueError(f"table {table!r} not found in {str(path)!r}; tables: {tables}")
-            return self.con.table(table, database=(alias, "main"))
-        import duckdb
-        import ibis
-
-        with duckdb.connect(str(path), read_only=True) as src:
-            return ibis.memtable(src.table(table).arrow())
+        return read(self, source, table=table)
 
     def forget_source(self, table: ir.Table) -> None:
         """Drop the view a file read registered (``ibis_read_*``); the file is untouched."""
@@ -384,20 +324,6 @@ def as_table(data: Any, engine: Engine | None = None) -> tuple[ir.Table, Engine]
     """The Ibis table behind ``data`` (LoadedTable, Ibis table or DataFrame) and its engine."""
     engine = engine or getattr(data, "engine", None) or get_engine()
     return engine.read(data), engine
-
-
-def _to_microseconds(df: pd.DataFrame) -> pd.DataFrame:
-    """``df`` with timestamps finer than a microsecond floored to it, on a shallow copy (the
-    engines store microseconds; Arrow refuses to drop pandas' nanoseconds, so a frame built from
-    float hours could not be read at all)."""
-    import pandas as pd
-
-    out = df
-    for i, (_, col) in enumerate(df.items()):
-        if pd.api.types.is_datetime64_any_dtype(col) and (col.dt.nanosecond != 0).any():
-            out = out.copy(deep=False) if out is df else out
-            out.isetitem(i, col.dt.floor("us"))
-    return out
 
 
 def in_background(fn: Any, *args: Any, name: str = "cjlib") -> Any:

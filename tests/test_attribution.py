@@ -193,8 +193,9 @@ def test_shapley_games(hand):
     assert exact.sum() == pytest.approx(4.0)
 
 
-def test_attribute_on_path_table_sums_and_intervals():
-    table = pd.DataFrame(
+def _path_table() -> pd.DataFrame:
+    """A ChannelAttribution-style path table: four paths over channels a, b, c."""
+    return pd.DataFrame(
         {
             "path": ["a > b", "b", "a > a > c", "c"],
             "total_conversions": [3, 1, 2, 0],
@@ -202,6 +203,10 @@ def test_attribute_on_path_table_sums_and_intervals():
             "total_null": [7, 9, 8, 10],
         }
     )
+
+
+def test_attribute_on_path_table_sums_and_intervals():
+    table = _path_table()
     res = attribute(table, n_boot=50, random_state=4)
     sums = res.credits.groupby("model")["conversions"].sum().drop("participation")
     assert sums.to_numpy() == pytest.approx(6.0)
@@ -222,14 +227,7 @@ def test_findings_versus_last_touch_say_more_less_or_neither():
 
     from cjlib.attribution import describe_attribution
 
-    table = pd.DataFrame(
-        {
-            "path": ["a > b", "b", "a > a > c", "c"],
-            "total_conversions": [3, 1, 2, 0],
-            "total_conversion_value": [30.0, 5.0, 20.0, 0.0],
-            "total_null": [7, 9, 8, 10],
-        }
-    )
+    table = _path_table()
     res = attribute(table, n_boot=50, random_state=4)
     lines = [x for x in describe_attribution(res) if x.startswith("Compared with last touch")]
     assert lines[0].startswith("Compared with last touch, Markov credits more to a (+33.3 pts)")

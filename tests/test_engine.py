@@ -126,7 +126,7 @@ def test_read_floors_nanosecond_timestamps_to_microseconds(which, request):
     want = [base, base + pd.Timedelta(microseconds=1), base - pd.Timedelta(microseconds=1)]
     assert list(out["ts"]) == want
     pd.testing.assert_frame_equal(df, before)
-    from cjlib.engine import _to_microseconds
+    from cjlib.sources import _to_microseconds
 
     whole = pd.DataFrame({"ts": [base]})
     assert _to_microseconds(whole) is whole
