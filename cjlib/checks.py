@@ -21,13 +21,20 @@ _TZ_SUFFIX = r"\d:\d\d(:\d\d(\.\d+)?)?\s*(Z|z|[+-]\d\d(:?\d\d)?|UTC)$"
 EXAMPLES = 5
 
 
-def _timestamp_expr(col: ir.Column, table: str, name: str, engine: Engine):
-    """(parsed UTC timestamp, checks) for one column; checks are ``{label: bool expr}``."""
+def _timestamp_expr(col: ir.Column, table: str, name: str, engine: Engine, fmt: str | None = None):
+    """(parsed UTC timestamp, checks) for one column; checks are ``{label: bool expr}``.
+
+    Text is read as ISO 8601 by the engine's cast, as epoch numbers when it holds only those,
+    and otherwise in the day-first, month-first or named-month formats that
+    :func:`cjlib.timeformats.detect` finds (``fmt``: one strptime format, given by the user)."""
     import ibis
+
+    from cjlib import timeformats
 
     utc = ibis.dtype("timestamp('UTC')")
     dtype = col.type()
-    if dtype.is_string() and _epoch_text(col, engine):
+    sample = _sample(col, engine) if dtype.is_string() else None
+    if fmt is None and sample is not None and _epoch_text(sample):
         text = col.strip()
         present = text.notnull() & (text != "")
         number = text.try_cast("float64")
@@ -37,7 +44,14 @@ def _timestamp_expr(col: ir.Column, table: str, name: str, engine: Engine):
         text = col.strip()
         present = text.notnull() & (text != "")
         aware = present & text.re_search(_TZ_SUFFIX)
-        parsed = ibis.cases((present, text.try_cast(utc)), else_=ibis.null(utc))
+        if fmt is not None:
+            value = timeformats.parse(text, (timeformats.check_format(fmt),), engine)
+        else:
+            formats = timeformats.detect(text, sample, engine, table, name)
+            value = text.try_cast(utc)
+            if formats is not None:  # ISO values still read as such
+                value = value.coalesce(timeformats.parse(text, formats, engine))
+        parsed = ibis.cases((present, value), else_=ibis.null(utc))
         checks = {
             "unparseable": present & parsed.isnull(),
             "tz_aware": aware,
@@ -64,12 +78,16 @@ def _timestamp_expr(col: ir.Column, table: str, name: str, engine: Engine):
 _EPOCH_TEXT = r"^[+-]?\d{9,19}(\.\d+)?$"  # 9+ digits: epoch seconds from 1973 on, ms, us, ns
 
 
-def _epoch_text(col: ir.StringColumn, engine: Engine, sample: int = 1000) -> bool:
-    """Whether a text column holds epoch numbers (a CSV of GA4's ``event_timestamp``, in
-    microseconds, or of Unix seconds): every filled value among its first ``sample`` rows is a
-    number of 9 to 19 digits. Eight-digit dates such as 20240301 are not taken for seconds."""
-    values = engine.to_pandas(col.strip().name("v").as_table().limit(sample))["v"]
-    values = values[values.notna() & (values != "")].astype(str)
+def _sample(col: ir.StringColumn, engine: Engine, size: int = 1000) -> pd.Series:
+    """The filled values among the column's first ``size`` rows, stripped."""
+    values = engine.to_pandas(col.strip().name("v").as_table().limit(size))["v"]
+    return values[values.notna() & (values != "")].astype(str)
+
+
+def _epoch_text(values: pd.Series) -> bool:
+    """Whether sampled text holds epoch numbers (a CSV of GA4's ``event_timestamp``, in
+    microseconds, or of Unix seconds): every value is a number of 9 to 19 digits. Eight-digit
+    dates such as 20240301 are not taken for seconds."""
     return bool(len(values)) and bool(values.str.fullmatch(_EPOCH_TEXT).all())
 
 
@@ -82,8 +100,11 @@ def _blank(text: ir.StringValue) -> ir.BooleanValue:
     return (text == "") | (text.ascii_str().isin(list(_WHITESPACE)) & (text.strip() == ""))
 
 
-def coerce(t: ir.Table, spec: TableSpec, engine: Engine) -> tuple[ir.Table, dict]:
-    """Cast canonical columns to their types; return the table and ``{(column, kind): bad}``."""
+def coerce(
+    t: ir.Table, spec: TableSpec, engine: Engine, timestamp_format: str | None = None
+) -> tuple[ir.Table, dict]:
+    """Cast canonical columns to their types; return the table and ``{(column, kind): bad}``.
+    ``timestamp_format``: the strptime format of the text timestamp columns (else detected)."""
     import ibis
 
     values: dict[str, Any] = {}
@@ -98,7 +119,7 @@ def coerce(t: ir.Table, spec: TableSpec, engine: Engine) -> tuple[ir.Table, dict
                 text = col.cast("int64").cast("string")  # 12345.0 -> "12345"
             values[name] = ibis.cases((_blank(text), ibis.null("string")), else_=text)
         elif role == "timestamp":
-            parsed, ts_checks = _timestamp_expr(col, spec.name, name, engine)
+            parsed, ts_checks = _timestamp_expr(col, spec.name, name, engine, timestamp_format)
             values[name] = parsed
             checks.update({(name, k): v for k, v in ts_checks.items()})
         else:
@@ -154,6 +175,11 @@ _NOT_A_NUMBER = (
     "decimal commas (12,50), thousands separators and currency signs are not read as numbers: "
     "export plain numbers with a decimal point"
 )
+_UNREADABLE = (
+    "read are ISO 8601 (2024-03-13 09:05:00), epoch numbers, and dates such as 13/03/2024, "
+    "03/13/2024 9:05 PM, 13.03.2024 or Mar 13, 2024; for another layout pass timestamp_format "
+    "(strptime codes, e.g. '%d/%m/%Y %H:%M')"
+)
 
 
 def _bounds_text(spec: TableSpec, column: str) -> str:
@@ -195,7 +221,8 @@ def validate(t: ir.Table, raw: ir.Table, spec: TableSpec, checks: dict, engine: 
         if kind in _MESSAGES and count:
             examples = engine.to_pandas(raw.filter(checks[(column, kind)]), limit=EXAMPLES)
             # the table's own hints are about allowed values (revenue >= 0: refunds)
-            hint = _NOT_A_NUMBER if kind == "not_a_number" else spec.hints.get(column, "")
+            hint = {"not_a_number": _NOT_A_NUMBER, "unparseable": _UNREADABLE}.get(kind)
+            hint = hint or spec.hints.get(column, "")
             problem = _MESSAGES[kind]
             if kind == "out_of_range":
                 problem += f" (allowed: {_bounds_text(spec, column)})"

@@ -112,6 +112,7 @@ def load_table(
     duplicates: str = "report",
     duplicate_keys: Sequence[str] | None = None,
     keep: bool = True,
+    timestamp_format: str | None = None,
 ) -> LoadedTable:
     """Load one contract table (see the module doc). Specific loaders wrap this.
 
@@ -143,6 +144,11 @@ def load_table(
         source again. ``False``: the table stays a
         view over the source, parsed at each query; for logs larger than memory, with
         ``Engine.duckdb(memory_limit=...)``.
+    timestamp_format
+        How text timestamps are written, as a strptime format (``"%d/%m/%Y %H:%M"``). Default:
+        ISO 8601 and epoch numbers are read as such, and day-first (``13/03/2024``,
+        ``13.03.2024``), month-first (``03/13/2024 9:05 PM``) or named-month (``Mar 13, 2024``)
+        dates are recognised; a column whose days never exceed 12 is refused as ambiguous.
     """
     import pandas as pd
 
@@ -169,6 +175,7 @@ def load_table(
             duplicates=duplicates,
             duplicate_keys=duplicate_keys,
             keep=keep,
+            timestamp_format=timestamp_format,
         )
     except Exception:
         engine.forget_source(raw)
@@ -192,11 +199,12 @@ def _load(
     duplicates: str,
     duplicate_keys: Any,
     keep: bool,
+    timestamp_format: str | None = None,
 ) -> LoadedTable:
     mapping = resolve_column_map(table, raw.columns, column_map)
     raw = raw.rename({new: old for old, new in mapping.items()}) if mapping else raw
     raw = infer_properties(raw, spec, engine)
-    coerced, checks = coerce(raw, spec, engine)
+    coerced, checks = coerce(raw, spec, engine, timestamp_format)
     counts = validate(coerced, raw, spec, checks, engine)
     rows_read = counts["rows"]
 

@@ -20,6 +20,9 @@ _BUILTINS = {  # cjlib name -> ({backend: SQL function}, (argument type, result 
         ("int64", "timestamp('UTC')"),
     ),
     "list_distinct": ({"duckdb": "list_distinct"}, ("array<string>", "array<string>")),
+    # text -> naive timestamp or null, with the first format that fits (cjlib.timeformats)
+    "parse_time_any": ({"duckdb": "try_strptime"}, (("string", "array<string>"), "timestamp")),
+    "parse_time": ({"pyspark": "try_to_timestamp"}, (("string", "string"), "timestamp")),
 }
 _builtin_cache: dict[tuple[str, str], Any] = {}
 
@@ -39,7 +42,15 @@ def builtin(backend: str, name: str) -> Any:
         def fn(x):  # noqa: ANN001, ANN202 - types set below (annotations are strings here)
             ...
 
-        fn.__annotations__ = {"x": dt.dtype(arg), "return": dt.dtype(out)}
+        def fn2(x, y):  # noqa: ANN001, ANN202
+            ...
+
+        if isinstance(arg, tuple):  # two arguments
+            fn = fn2
+            fn.__annotations__ = {"x": dt.dtype(arg[0]), "y": dt.dtype(arg[1])}
+        else:
+            fn.__annotations__ = {"x": dt.dtype(arg)}
+        fn.__annotations__["return"] = dt.dtype(out)
         fn.__name__ = f"cjlib_{name}"
         _builtin_cache[key] = ibis.udf.scalar.builtin(name=sql)(fn)
     return _builtin_cache[key]

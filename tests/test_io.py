@@ -426,3 +426,66 @@ def test_a_period_load_keeps_only_its_rows_and_still_reports_missing_keys(tiny_e
     assert loaded.report.dropped == {"rows without customer_id": 1}
     ts = pd.to_datetime(tiny_events["timestamp"], utc=True)
     assert len(loaded) == int((ts >= pd.Timestamp("2026-01-02", tz="UTC")).sum())
+
+
+@pytest.mark.parametrize("which", ["duckdb", "spark"])
+def test_day_first_month_first_and_named_dates(write_csv, which, request):
+    """Exports from spreadsheets and European or US tools write dates as 13/03/2024, 13.03.2024,
+    03/13/2024 9:05 PM or Mar 13, 2024; they were all "timestamps that cannot be read". The
+    expected values are the calendar readings of the strings (13 March 2024, UTC)."""
+    from cjlib.engine import Engine
+
+    engine = Engine.duckdb() if which == "duckdb" else request.getfixturevalue("spark_engine")
+    cases = {  # name: (text in the file, the instant it means)
+        "day_first": (["01/03/2024 12:00", "13/03/2024 09:05:30"],
+                      ["2024-03-01 12:00", "2024-03-13 09:05:30"]),
+        "dotted": (["1.3.2024", "13.03.2024 21:05"], ["2024-03-01", "2024-03-13 21:05"]),
+        "month_first": (["3/1/2024 9:05 AM", "03/13/2024 9:05 PM"],
+                        ["2024-03-01 09:05", "2024-03-13 21:05"]),
+        "named": (["Mar 1, 2024", "13-Mar-2024 08:00"], ["2024-03-01", "2024-03-13 08:00"]),
+        "mixed_with_iso": (["2024-03-01T12:00:00", "13/03/2024 09:05"],
+                           ["2024-03-01 12:00", "2024-03-13 09:05"]),
+    }  # fmt: skip
+    for name, (text, want) in cases.items():
+        df = pd.DataFrame({"customer_id": ["a", "b"], "timestamp": text, "event": ["x", "y"]})
+        got = cj.load_events(write_csv(df, f"{name}.csv"), engine=engine).to_pandas()
+        got = got.sort_values("customer_id")["timestamp"].tolist()
+        assert got == [pd.Timestamp(w, tz="UTC") for w in want], name
+
+
+@pytest.mark.parametrize("which", ["duckdb", "spark"])
+def test_ambiguous_dates_need_a_format(write_csv, which, request):
+    """No day above 12 anywhere: 01/03/2024 is 1 March or 3 January. The loader refuses to guess
+    and names both formats; timestamp_format settles it either way. The whole column decides,
+    not its first rows: a log sorted by time whose first 1,200 rows fall on the 1st of a month
+    is still read day-first when a later row is the 13th."""
+    from cjlib.engine import Engine
+    from cjlib.schema import SchemaError
+
+    engine = Engine.duckdb() if which == "duckdb" else request.getfixturevalue("spark_engine")
+    df = pd.DataFrame(
+        {"customer_id": ["a", "b"], "timestamp": ["01/03/2024 12:00", "02/03/2024 08:30"],
+         "event": ["x", "y"]}
+    )  # fmt: skip
+    path = write_csv(df, "ambiguous.csv")
+    refused = (
+        r"events\.timestamp: dates such as '01/03/2024 12:00' read both day-first and "
+        r"month-first.*%d/%m/%Y %H:%M.*%m/%d/%Y %H:%M"
+    )
+    with pytest.raises(SchemaError, match=refused):
+        cj.load_events(path, engine=engine)
+    readings = (("%d/%m/%Y %H:%M", "2024-03-01 12:00"), ("%m/%d/%Y %H:%M", "2024-01-03 12:00"))
+    for fmt, want in readings:
+        got = cj.load_events(path, engine=engine, timestamp_format=fmt).to_pandas()
+        assert got.loc[got.customer_id == "a", "timestamp"].iloc[0] == pd.Timestamp(want, tz="UTC")
+    with pytest.raises(SchemaError, match=r"cannot be read \(2 rows\).*timestamp_format"):
+        cj.load_events(path, engine=engine, timestamp_format="%d/%m/%Y")  # the time is missing
+    with pytest.raises(ValueError, match=r"timestamp_format '%Q'"):
+        cj.load_events(path, engine=engine, timestamp_format="%Q")
+    if which == "duckdb":  # the sorted log (Spark: same code path, slower to build)
+        text = ["01/03/2024 10:00"] * 1200 + ["13/03/2024 10:00"]
+        sorted_log = pd.DataFrame({"customer_id": "a", "timestamp": text, "event": "x"})
+        got = cj.load_events(write_csv(sorted_log, "sorted.csv"), engine=engine,
+                             duplicates="ignore").to_pandas()  # fmt: skip
+        assert got["timestamp"].min() == pd.Timestamp("2024-03-01 10:00", tz="UTC")
+        assert got["timestamp"].max() == pd.Timestamp("2024-03-13 10:00", tz="UTC")
