@@ -15,15 +15,15 @@ cannot be read (bad timestamps, numbers, out-of-range scores) are errors.
 
 from __future__ import annotations
 
-import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from cjlib.checks import EXAMPLES, check_pandas_timestamps, coerce, infer_properties, validate
+from cjlib.checks import check_pandas_timestamps, coerce, infer_properties, validate
+from cjlib.duplicates import duplicates as _duplicates
 from cjlib.engine import Engine, get_engine
-from cjlib.schema import DataQualityWarning, SchemaError, TableSpec, resolve_column_map, spec_for
+from cjlib.schema import SchemaError, TableSpec, resolve_column_map, spec_for
 
 if TYPE_CHECKING:  # pragma: no cover
     import ibis.expr.types as ir
@@ -113,6 +113,7 @@ def load_table(
     duplicate_keys: Sequence[str] | None = None,
     keep: bool = True,
     timestamp_format: str | None = None,
+    constants: Mapping[str, Any] | None = None,
 ) -> LoadedTable:
     """Load one contract table (see the module doc). Specific loaders wrap this.
 
@@ -149,6 +150,10 @@ def load_table(
         ISO 8601 and epoch numbers are read as such, and day-first (``13/03/2024``,
         ``13.03.2024``), month-first (``03/13/2024 9:05 PM``) or named-month (``Mar 13, 2024``)
         dates are recognised; a column whose days never exceed 12 is refused as ambiguous.
+    constants
+        ``{column: value}``: columns the source lacks, with one value on every row. An order
+        table (``customer_id, order_date, revenue``) loads as events with
+        ``column_map={"order_date": "timestamp"}, constants={"event": "purchase"}``.
     """
     import pandas as pd
 
@@ -176,6 +181,7 @@ def load_table(
             duplicate_keys=duplicate_keys,
             keep=keep,
             timestamp_format=timestamp_format,
+            constants=constants,
         )
     except Exception:
         engine.forget_source(raw)
@@ -200,7 +206,9 @@ def _load(
     duplicate_keys: Any,
     keep: bool,
     timestamp_format: str | None = None,
+    constants: Mapping[str, Any] | None = None,
 ) -> LoadedTable:
+    raw = _with_constants(table, raw, constants, column_map)
     mapping = resolve_column_map(table, raw.columns, column_map)
     raw = raw.rename({new: old for old, new in mapping.items()}) if mapping else raw
     raw = infer_properties(raw, spec, engine)
@@ -253,6 +261,20 @@ def _load(
     return LoadedTable(table, t, engine, report)
 
 
+def _with_constants(table: str, raw: ir.Table, constants: Any, column_map: Any) -> ir.Table:
+    """``raw`` plus the ``constants`` columns; a column the source (or its map) has is an error."""
+    if not constants:
+        return raw
+    import ibis
+
+    mapped = set(column_map.values()) if isinstance(column_map, Mapping) else set()
+    for column in constants:
+        if column in raw.columns or column in mapped:
+            raise SchemaError(table, column, "constants names a column the source already has",
+                              hint="drop it from constants or from column_map")  # fmt: skip
+    return raw.mutate(**{str(c): ibis.literal(v) for c, v in constants.items()})
+
+
 def _filtered(
     t: ir.Table, table: str, engine: Engine, *, start: Any, end: Any, filters: Any, keep: bool
 ) -> tuple[ir.Table, dict[str, int]]:
@@ -281,69 +303,6 @@ def _filtered(
     if out is t or not keep:
         return out, dropped
     return engine.materialize(out, prefix=f"cjlib_{table}"), dropped
-
-
-def _duplicates(
-    t: ir.Table, table: str, engine: Engine, how: str, keys: Any, *, keep: bool
-) -> tuple[ir.Table, int | None, list[str]]:
-    """Count exact duplicate rows and apply ``how``: the table (deduplicated for ``drop``), the
-    number of duplicate rows (``None`` when not checked) and notes for the report."""
-    if how == "ignore":
-        return t, None, ["exact duplicates not checked (duplicates='ignore')"]
-    dup_keys = list(keys or t.columns)
-    unknown = [k for k in dup_keys if k not in t.columns]
-    if unknown:
-        raise ValueError(f"duplicate_keys: unknown columns {unknown}; columns are {t.columns}")
-    copies = engine.materialize(_duplicate_groups(t, dup_keys))  # small: duplicates only
-    try:
-        found = engine.to_pandas(copies.aggregate(n=(copies.copies - 1).sum().coalesce(0)))
-        n_dupes = int(found["n"].iloc[0])
-        examples = engine.to_pandas(copies, limit=EXAMPLES) if n_dupes else None
-    finally:
-        engine.release(copies)
-    if not n_dupes:
-        return t, 0, []
-    if how == "error":
-        raise SchemaError(
-            table,
-            ", ".join(dup_keys),
-            "exact duplicate rows",
-            count=n_dupes,
-            examples=examples,
-            hint="pass duplicates='drop' to keep one of each",
-        )
-    if how == "drop":
-        unique = t.distinct(on=dup_keys, keep="first") if keys else t.distinct()
-        if not keep:
-            return unique, n_dupes, []
-        kept = engine.materialize(unique, prefix=f"cjlib_{table}")
-        engine.release(t)
-        return kept, n_dupes, []
-    warnings.warn(
-        f"{table}: {n_dupes:,} exact duplicate rows on {dup_keys} (kept; "
-        f"pass duplicates='drop' to remove)\n{examples.to_string()}",
-        DataQualityWarning,
-        stacklevel=5,
-    )
-    return t, n_dupes, [f"{n_dupes:,} exact duplicate rows kept (duplicates='drop' removes them)"]
-
-
-def _duplicate_groups(t: ir.Table, keys: list[str]) -> ir.Table:
-    """``keys..., copies`` for every group of exact duplicates (copies > 1).
-
-    Exact, without grouping every row by every column: rows are first grouped by one hash of
-    all the keys (of a struct of them: 1.7 s at 1e7 events against 3.4 s for combining one hash
-    per column, which Ibis writes as bit-string casts on DuckDB), and only rows whose hash occurs
-    more than once are grouped by the keys themselves (collisions are thereby ruled out).
-    """
-    import ibis
-
-    hashed = t.mutate(_h=ibis.struct({k: t[k] for k in keys}).hash())
-    twice = hashed.group_by("_h").aggregate(_n=hashed.count())
-    twice = twice.filter(twice._n > 1)
-    rows = hashed.semi_join(twice, "_h").select(*keys)
-    grouped = rows.group_by(keys).aggregate(copies=rows.count())
-    return grouped.filter(grouped.copies > 1)
 
 
 def report_frame(tables: Sequence[LoadedTable]) -> pd.DataFrame:

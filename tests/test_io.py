@@ -489,3 +489,28 @@ def test_ambiguous_dates_need_a_format(write_csv, which, request):
                              duplicates="ignore").to_pandas()  # fmt: skip
         assert got["timestamp"].min() == pd.Timestamp("2024-03-01 10:00", tz="UTC")
         assert got["timestamp"].max() == pd.Timestamp("2024-03-13 10:00", tz="UTC")
+
+
+def test_constants_fill_missing_columns(write_csv, engine):
+    """An order table (customer_id, order_date, revenue: the R package rfm's layout) has no event
+    column; constants={'event': 'purchase'} makes it a log of purchases. A constant for a column
+    the source (or its map) already has is refused."""
+    from cjlib.schema import SchemaError
+
+    orders = pd.DataFrame(
+        {"customer_id": ["a", "a", "b"], "order_date": ["2024-01-01", "2024-02-01", "2024-01-05"],
+         "revenue": [10, 20, 5]}
+    )  # fmt: skip
+    path = write_csv(orders, "orders.csv")
+    mapping = {"order_date": "timestamp"}
+    with pytest.raises(SchemaError, match=r"events\.event: required column is missing"):
+        cj.load_events(path, column_map=mapping, engine=engine)
+    got = cj.load_events(path, column_map=mapping, constants={"event": "purchase"}, engine=engine)
+    frame = got.to_pandas()
+    assert frame["event"].tolist() == ["purchase"] * 3 and frame["revenue"].sum() == 35
+    with pytest.raises(SchemaError, match=r"events\.revenue: constants names a column the source"):
+        cj.load_events(path, column_map=mapping, constants={"event": "x", "revenue": 1},
+                       engine=engine)  # fmt: skip
+    with pytest.raises(SchemaError, match=r"events\.timestamp: constants names a column"):
+        cj.load_events(path, column_map=mapping, constants={"event": "x", "timestamp": "2024"},
+                       engine=engine)  # fmt: skip
