@@ -238,11 +238,30 @@ def test_result_shape(toy, engine):
     pd.testing.assert_frame_equal(again.steps, f.steps)
 
 
+def test_repeated_step_is_the_next_occurrence(engine):
+    """purchase -> purchase -> purchase: the second and third orders (an order table's repeat
+    funnel). Hand count, 30-day window from the first order: a orders on days 0, 4 and 31 (third
+    outside the window); b twice at the same instant (not a later order); c on days 0 and 60.
+    Only a reaches the 2nd order; nobody the 3rd. Without a window a and c reach the 2nd."""
+    rows = [("a", "2024-01-01", "purchase"), ("a", "2024-01-05", "purchase"),
+            ("a", "2024-02-01", "purchase"), ("b", "2024-01-02", "purchase"),
+            ("b", "2024-01-02", "purchase"), ("c", "2024-01-03", "purchase"),
+            ("c", "2024-03-03", "purchase")]  # fmt: skip
+    df = pd.DataFrame(rows, columns=["customer_id", "timestamp", "event"])
+    df["timestamp"] = pd.to_datetime(df["timestamp"], utc=True)
+    f = funnel(df, ["purchase"] * 3, window="30D", as_of="2024-12-31", engine=engine)
+    assert f.steps["label"].tolist() == ["purchase", "purchase (2nd)", "purchase (3rd)"]
+    assert f.steps["customers"].tolist() == [3, 1, 0]
+    assert f.steps["dropped"].tolist() == [0, 2, 1]
+    f = funnel(df, ["purchase", "purchase"], window=None, as_of="2024-12-31", engine=engine)
+    assert f.steps["customers"].tolist() == [3, 2]
+
+
 @pytest.mark.parametrize(
     ("kwargs", "message"),
     [
         (dict(steps=["A"]), "steps must be a list of at least 2 steps"),
-        (dict(steps=["A", "A"]), "steps must be distinct"),
+        (dict(steps=["A", "A"], mode="any_order"), "steps must be distinct in mode='any_order'"),
         (dict(steps=["A", "B"], mode="funnel"), r"mode must be one of \['closed', 'open'"),
         (dict(steps=["A", "B"], mode="opne"), "did you mean 'open'"),
         (dict(steps=["A", "B"], window="soon"), "window must be a duration"),

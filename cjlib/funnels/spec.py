@@ -46,7 +46,7 @@ from __future__ import annotations
 import datetime as dt
 import difflib
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import pandas as pd
@@ -94,6 +94,24 @@ def parse_step(step: Any, stages: StageModel | None = None, *, where: str = "ste
     if not events:
         raise ValueError(f"{where}: step {text!r} names no event")
     return Step(label=" or ".join(events), events=events)
+
+
+def _repeats_labelled(steps: tuple[Step, ...], mode: str) -> tuple[Step, ...]:
+    """A step repeated in an ordered funnel (purchase -> purchase: the second order) is labelled
+    with its occurrence, ``purchase (2nd)``; each occurrence must come strictly after the last."""
+    labels = [s.label for s in steps]
+    if len(set(labels)) == len(labels):
+        return steps
+    if mode == "any_order":
+        raise ValueError(f"steps must be distinct in mode='any_order', got {labels}")
+    seen: dict[str, int] = {}
+    out = []
+    for step in steps:
+        seen[step.label] = seen.get(step.label, 0) + 1
+        n = seen[step.label]
+        nth = {1: "st", 2: "nd", 3: "rd"}.get(n if n < 20 else n % 10, "th")
+        out.append(step if n == 1 else replace(step, label=f"{step.label} ({n}{nth})"))
+    return tuple(out)
 
 
 def to_seconds(value: Any, *, name: str) -> int | None:
@@ -269,10 +287,8 @@ def funnel_spec(
     if stages is not None and not isinstance(stages, StageModel):
         raise TypeError(f"stages must be a StageModel, got {type(stages).__name__}")
     parsed = tuple(parse_step(s, stages, where=f"steps[{i}]") for i, s in enumerate(steps))
-    labels = [s.label for s in parsed]
-    if len(set(labels)) != len(labels):
-        raise ValueError(f"steps must be distinct, got {labels}")
     mode = _choice(mode, MODES, "mode")
+    parsed = _repeats_labelled(parsed, mode)
     entry = _choice(entry, ENTRIES, "entry")
     count = _choice(count, COUNTS, "count")
     n = len(parsed)
