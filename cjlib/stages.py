@@ -144,6 +144,11 @@ class StageModel:
         ``{alias: stage}`` for reading a ``stage`` column written with other names.
     name
         A label shown in reports.
+    repeats
+        ``{stage: later stage}``: a customer's events in ``stage`` after their first one there
+        count as the later stage. The presets have ``{"purchase": "retention"}``: a second
+        order is a repeat purchase, so an order table shows retention. Applies to stages read
+        from event names, not to a ``stage`` column.
     """
 
     stages: tuple[str, ...]
@@ -151,6 +156,7 @@ class StageModel:
     patterns: tuple[tuple[str, str], ...] = ()
     aliases: Mapping[str, str] = field(default_factory=dict)
     name: str = "custom"
+    repeats: Mapping[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         stages = tuple(str(s) for s in self.stages)
@@ -179,6 +185,14 @@ class StageModel:
         for alias, stage in dict(self.aliases).items():
             aliases[normalise_label(alias)] = self._check_stage(stage, f"aliases[{alias!r}]")
         object.__setattr__(self, "aliases", aliases)
+        repeats = {}
+        for first, later in dict(self.repeats).items():
+            a = self._check_stage(aliases.get(normalise_label(first), first), "repeats")
+            b = self._check_stage(aliases.get(normalise_label(later), later), f"repeats[{first!r}]")
+            if stages.index(b) <= stages.index(a):
+                raise ValueError(f"repeats: {b!r} must come after {a!r} in {list(stages)}")
+            repeats[a] = b
+        object.__setattr__(self, "repeats", repeats)
 
     def _check_stage(self, stage: str, where: str) -> str:
         if stage not in self.stages:
@@ -230,7 +244,9 @@ class StageModel:
         new_patterns = tuple((p, self.resolve(s)) for p, s in patterns)
         if not replace:
             new_patterns += self.patterns
-        return StageModel(self.stages, new_events, new_patterns, self.aliases, self.name)
+        return StageModel(
+            self.stages, new_events, new_patterns, self.aliases, self.name, self.repeats
+        )
 
     def to_dict(self) -> dict:
         return {
@@ -238,6 +254,7 @@ class StageModel:
             "stages": list(self.stages),
             "events": dict(self.events),
             "patterns": [list(p) for p in self.patterns],
+            "repeats": dict(self.repeats),
         }
 
     @classmethod
@@ -261,6 +278,7 @@ class StageModel:
             tuple(tuple(p) for p in spec.get("patterns", ())),
             spec.get("aliases", {}),
             spec.get("name", "custom"),
+            spec.get("repeats", {}),
         )
 
     def _repr_html_(self) -> str:
@@ -285,7 +303,8 @@ def _preset(name: str, stages: tuple[str, ...], fold: Mapping[str, str]) -> Stag
     events = {e: target(s) for s, names in _EVENTS.items() for e in names}
     patterns = tuple((p, target(s)) for p, s in _PATTERNS)
     aliases = {a: target(s) for s, names in _ALIASES.items() for a in (s, *names)}
-    return StageModel(stages, events, patterns, aliases, name)
+    repeats = {"purchase": "retention"}  # a second order is a repeat purchase
+    return StageModel(stages, events, patterns, aliases, name, repeats)
 
 
 def five_stage() -> StageModel:

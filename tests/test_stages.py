@@ -116,3 +116,44 @@ def test_unknown_stage_suggests():
         five_stage().resolve("purchse")
     with pytest.raises(ValueError, match="preset must be one of"):
         preset_model("six_stage")
+
+
+def test_repeat_purchases_are_retention_in_the_presets():
+    """An order table has only purchases: without this rule every customer stopped at purchase
+    and the journey map's first pain point was "purchase -> retention: 100 % lost" while most
+    customers had ordered again. Hand-made: a buys at 10:00 twice (a tie: both first) and again
+    the next day (retention); b buys once; c's stage column says purchase (a stage column wins)."""
+    import pandas as pd
+
+    from cjlib.engine import Engine
+    from cjlib.journeys import with_stages
+
+    assert five_stage().repeats == {"purchase": "retention"}
+    assert seven_stage().repeats == {"purchase": "retention"}
+    assert StageModel.from_dict(five_stage().to_dict()).repeats == {"purchase": "retention"}
+    assert five_stage().with_events({"x": "awareness"}).repeats == {"purchase": "retention"}
+    rows = [("a", "2026-01-01 10:00", "purchase"), ("a", "2026-01-01 10:00", "order_completed"),
+            ("a", "2026-01-02 10:00", "purchase"), ("a", "2026-01-01 09:00", "product_view"),
+            ("b", "2026-01-03 10:00", "purchase")]  # fmt: skip
+    df = pd.DataFrame(rows, columns=["customer_id", "timestamp", "event"])
+    df["timestamp"] = pd.to_datetime(df["timestamp"], utc=True)
+    engine = Engine.duckdb()
+    got = engine.to_pandas(with_stages(df, engine=engine)).sort_values(["customer_id", "timestamp"])
+    assert got["stage"].tolist() == [
+        "consideration", "purchase", "purchase", "retention", "purchase"
+    ]  # fmt: skip
+    plain = StageModel(("consideration", "purchase", "retention"), {"purchase": "purchase"})
+    got = engine.to_pandas(with_stages(df, plain, engine=engine))
+    assert set(got.loc[got.event == "purchase", "stage"]) == {"purchase"}
+    staged = df.assign(stage="purchase")
+    got = engine.to_pandas(with_stages(staged, engine=engine))
+    assert set(got["stage"]) == {"purchase"}
+
+
+@pytest.mark.parametrize(
+    ("repeats", "match"),
+    [({"retention": "purchase"}, "must come after"), ({"purchase": "loyalty_x"}, "unknown stage")],
+)
+def test_bad_repeats_raise(repeats, match):
+    with pytest.raises(ValueError, match=match):
+        StageModel(("purchase", "retention"), repeats=repeats)

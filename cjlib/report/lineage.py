@@ -16,6 +16,8 @@ __all__ = ["environment", "fingerprint", "git_commit", "lineage", "STAGE_METHOD"
 STAGE_METHOD = (
     "Each event is mapped to a stage by exact name first (case-insensitive, spaces and hyphens "
     "read as underscores), then by regular expression; a `stage` column, when present, wins. "
+    "In the presets a customer's purchases after their first count as retention (repeat "
+    "purchases). "
     "Consecutive events in the same stage form one step; a step to an earlier stage is a "
     "regression, to a later stage other than the next one a skip."
 )
