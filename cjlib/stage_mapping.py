@@ -51,26 +51,27 @@ def _mapped(events: Any, model: StageModel, engine: Engine | None) -> ir.Table:
     return t if complete else t.filter(t.stage_index.notnull())
 
 
-def _repeats(t: ir.Table, model: StageModel, index: Any, by_event: dict) -> tuple[Any, Any, list]:
-    """``t`` and ``index`` with :attr:`StageModel.repeats` applied: a customer's events in a
-    repeated stage after their first one there move to the later stage (ties with the first
-    stay). Each repeated stage costs one group-by and one join; the helper columns it adds are
-    returned for the caller to drop."""
+def _repeats(t: ir.Table, model: StageModel, by_event: dict) -> ir.Table:
+    """``t`` (with ``stage_index``) with :attr:`StageModel.repeats` applied: a customer's events
+    in a repeated stage after their first one there move to the later stage (ties with the first
+    stay). Only that stage's rows are joined to their customer's first time; the other rows pass
+    through (joining every row cost +0.56 s on 1.26 s for the furthest stage at 1e7 events)."""
     import ibis
 
-    helpers = []
     for first, later in model.repeats.items():
         i, j = model.stages.index(first), model.stages.index(later)
         if not by_event.get(i):  # no event name maps to the stage: nothing repeats
             continue
-        col, was = f"_first_in_{i}", f"_index_{i}"
-        rows = t.filter(t.event.isin(by_event[i]))
-        firsts = rows.group_by("customer_id").aggregate(**{col: rows.timestamp.min()})
-        t = t.mutate(**{was: index})
-        t = t.left_join(firsts, "customer_id").select(t, firsts[col])
-        index = ibis.ifelse((t[was] == i) & (t.timestamp > t[col]), j, t[was])
-        helpers += [col, was]
-    return t, index, helpers
+        hit = t.event.isin(by_event[i]).fill_null(False)
+        rows = t.filter(hit)
+        firsts = rows.group_by("customer_id").aggregate(_first=rows.timestamp.min())
+        joined = rows.join(firsts, "customer_id")
+        moved = joined.select(
+            *[joined[c] for c in t.columns if c != "stage_index"],
+            stage_index=ibis.ifelse(joined.timestamp > joined._first, j, i).cast("int64"),
+        )
+        t = t.filter(~hit).union(moved)
+    return t
 
 
 def _staged(events: Any, model: StageModel, engine: Engine | None) -> tuple[ir.Table, bool]:
@@ -106,10 +107,9 @@ def _staged(events: Any, model: StageModel, engine: Engine | None) -> tuple[ir.T
                 hint="add them as aliases or drop the column",
             )
         index = _index_cases(t.stage, by_label).coalesce(index)
-        helpers = []
-    else:
-        t, index, helpers = _repeats(t, model, index, by_event)
-    t = t.mutate(stage_index=index.cast("int64")).drop(*helpers)
+    t = t.mutate(stage_index=index.cast("int64"))
+    if "stage" not in t.columns:  # a stage column is taken as written
+        t = _repeats(t, model, by_event)
     names = ibis.cases(
         *[(t.stage_index == i, s) for i, s in enumerate(model.stages)], else_=ibis.null("string")
     )
