@@ -326,10 +326,12 @@ def describe_journeys(
     moves = transitions[~transitions["from_stage"].isin([START]) & (transitions["to_stage"] != END)]
     back = moves[moves["kind"] == "regression"]
     if len(moves):
-        share = back["transitions"].sum() / moves["transitions"].sum()
+        n_back, n_moves = int(back["transitions"].sum()), int(moves["transitions"].sum())
         lines.append(
-            f"{_pct(share)} of the {int(moves['transitions'].sum()):,} stage-to-stage "
-            f"moves go back to an earlier stage: journeys are not linear."
+            f"{_pct(n_back / n_moves)} of the {n_moves:,} stage-to-stage moves go back to an "
+            "earlier stage: journeys are not linear."
+            if n_back
+            else f"None of the {n_moves:,} stage-to-stage moves goes back to an earlier stage."
         )
     if paths is not None and len(paths):
         top = paths.iloc[0]

@@ -77,10 +77,29 @@ def test_pain_points_by_hand():
     assert p.loc[0, "share"] == pytest.approx(0.4)
     assert "40 of the 100 customers who reached a never reached b" in p.loc[0, "evidence"]
     # nobody lost between two stages (every customer of the simple-shop log reached awareness and
-    # consideration) or nobody there: not a pain point, not "0 customers" in the findings
-    furthest = pd.DataFrame({"stage": ["a", "b", "c", "d"], "reached": [80, 80, 0, 0]})
+    # consideration) or nobody there: not a pain point, not "0 customers" in the findings; and a
+    # stage no customer has an event in (an order table has no advocacy event) measures nothing:
+    # "100 % lost" into it was the journey map's second pain point on the CDNOW orders
+    furthest = pd.DataFrame({"stage": ["a", "b", "c", "d"], "reached": [80, 80, 50, 0]})
     p = journeymap.pain_points(furthest)
-    assert list(p["what"]) == ["b → c"] and list(p["customers"]) == [80]
+    assert list(p["what"]) == ["b → c"] and list(p["customers"]) == [30]
+
+
+def test_order_table_journey_map_names_stages_without_events(engine):
+    """An order table (three customers, purchases only; a and b order again): repeat purchases
+    are retention, so purchase -> retention loses 1 of 3; nobody has an advocacy event, which
+    the findings say instead of ranking "100 % lost" into it."""
+    import cjlib as cj
+
+    t0 = pd.Timestamp("2026-01-01", tz="UTC")
+    df = pd.DataFrame({"customer_id": ["a", "a", "b", "b", "c"], "event": "purchase",
+                       "timestamp": t0 + pd.to_timedelta([0, 30, 0, 5, 0], unit="D")})  # fmt: skip
+    jm = journeymap.journey_map(cj.load_events(df, engine=engine))
+    assert list(jm.pain_points["what"]) == ["purchase → retention"]
+    assert list(jm.pain_points["customers"]) == [1]
+    lines = journeymap.describe_journey_map(jm)
+    assert "No event in the data is in awareness, consideration, advocacy" not in " ".join(lines)
+    assert any(x.startswith("No event in the data is in advocacy, so the drop-off") for x in lines)
 
 
 @pytest.fixture(scope="module")

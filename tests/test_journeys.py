@@ -129,6 +129,10 @@ def test_describe_journeys_says_when_a_stage_is_not_tracked(engine):
     assert "No event maps to awareness: customers past it are counted" in " ".join(lines)
     assert not any(line.startswith("Between awareness and") for line in lines)
     assert any("Between consideration and purchase, 50.0 % of the 2 customers" in x for x in lines)
+    # a goes forward once and never back: "0.0 % ... go back: journeys are not linear" said the
+    # opposite of what it measured
+    assert "None of the 1 stage-to-stage moves goes back to an earlier stage." in lines
+    assert not any("journeys are not linear" in line for line in lines)
 
 
 def test_bad_stage_model_argument(events):

@@ -283,3 +283,20 @@ def test_survey_goal_is_the_most_frequent_answer_ties_alphabetical(small_events,
     goal = f.frame.set_index("customer_id")["goal"]
     assert (goal["c1"], goal["c2"]) == ("a", "b") and pd.isna(goal["c3"])
     assert f.blocks["goal"] == "attitudes" and "goal" in f.categorical
+
+
+def test_no_drop_off_into_a_stage_nobody_has_events_in():
+    """Order table personas: nobody has an advocacy event, and "the biggest drop-off is from
+    retention to advocacy (100 % ...)" was every persona's finding. Hand count: persona 1 has
+    furthest stages purchase, retention; persona 2 retention: retention lost 1 of 2 and 0 of 1;
+    advocacy (no one, in any persona) is not measured."""
+    import numpy as np
+
+    from cjlib.personas.cards import _stages
+
+    frame = pd.DataFrame({"furthest_stage_index": [2, 3, 3]})
+    names = ["awareness", "consideration", "purchase", "retention", "advocacy"]
+    out = _stages(frame, np.array([0, 0, 1]), names, 0.95).set_index(["persona_id", "stage"])
+    assert out.loc[(1, "retention"), "lost_share"] == pytest.approx(0.5)
+    assert out.loc[(2, "retention"), "lost_share"] == pytest.approx(0.0)
+    assert out.xs("advocacy", level="stage")["lost_share"].isna().all()

@@ -119,11 +119,13 @@ def describe_funnel(
                 f"our sources is about {_pct(r.lost_share)} (a reference, not a target)."
             )
         share = view.regression_share()
-        if not np.isnan(share):
+        if share > 0:
             lines.append(
                 f"{_pct(share)} of stage-to-stage moves go back to an earlier stage: "
                 "journeys are not linear."
             )
+        elif share == 0:
+            lines.append("No stage-to-stage move goes back to an earlier stage.")
     return lines
 
 

@@ -40,6 +40,18 @@ def describe_journey_map(jm: Any) -> list[str]:
         lines.append(f"{who} biggest pain point is the {top.kind} {top.what}: {top.evidence}")
         for _, r in p.iloc[1:3].iterrows():
             lines.append(f"Next: {r.kind} {r.what} ({int(r.customers):,} customers). {r.evidence}")
+    f = jm.furthest
+    if len(f) and f["reached"].max() > 0:
+        empty = [str(st) for st, n in zip(f["stage"], f["reached"], strict=True) if n == 0]
+        it = "it" if len(empty) == 1 else "them"
+        if empty and jm.segment:
+            lines.append(f"No customer in {jm.segment} has an event in {', '.join(empty)}; the "
+                         f"drop-off into {it} is not ranked.")  # fmt: skip
+        elif empty:
+            lines.append(
+                f"No event in the data is in {', '.join(empty)}, so the drop-off into {it} is "
+                f"not measured (map events to {it} with a stage model or a stage column)."
+            )
     s = jm.stages.dropna(subset=["csat_mean"])
     if len(s) >= 2:
         lo, hi = s.loc[s["csat_mean"].idxmin()], s.loc[s["csat_mean"].idxmax()]

@@ -107,7 +107,9 @@ def pain_points(
     for i in range(len(f) - 1):
         a, b = f.loc[i], f.loc[i + 1]
         lost = int(a.reached - b.reached)
-        if not lost:  # nobody reached the stage, or everybody went on: no pain here
+        # nobody reached the stage, or everybody went on: no pain here; and a stage no customer
+        # has an event in (no event in the data maps to it) measures nothing
+        if not lost or not b.reached:
             continue
         lo, hi = wilson_interval(lost, int(a.reached), confidence=confidence)
         rows.append(

@@ -143,6 +143,9 @@ def _stages(frame: pd.DataFrame, labels: np.ndarray, stage_names: list[str], con
     )
     prev = out.groupby("persona_id")["reached"].shift()
     out["lost_share"] = 1 - out["reached"] / prev.where(prev > 0)
+    # a stage no customer has an event in (no event in the data maps to it) measures no drop-off
+    anyone = out.groupby("stage")["reached"].transform("sum")
+    out.loc[anyone == 0, "lost_share"] = np.nan
     return out
 
 
