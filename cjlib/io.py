@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 from cjlib.checks import check_pandas_timestamps, coerce, infer_properties, validate
 from cjlib.duplicates import duplicates as _duplicates
 from cjlib.engine import Engine, get_engine
-from cjlib.schema import SchemaError, TableSpec, resolve_column_map, spec_for
+from cjlib.schema import COLUMN_MAPS, SchemaError, TableSpec, resolve_column_map, spec_for
 
 if TYPE_CHECKING:  # pragma: no cover
     import ibis.expr.types as ir
@@ -267,6 +267,8 @@ def _with_constants(table: str, raw: ir.Table, constants: Any, column_map: Any) 
         return raw
     import ibis
 
+    if isinstance(column_map, str):  # a preset maps only the columns the source has
+        column_map = {s: c for s, c in COLUMN_MAPS.get(column_map, {}).items() if s in raw.columns}
     mapped = set(column_map.values()) if isinstance(column_map, Mapping) else set()
     for column in constants:
         if column in raw.columns or column in mapped:

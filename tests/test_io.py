@@ -511,6 +511,9 @@ def test_constants_fill_missing_columns(write_csv, engine):
     with pytest.raises(SchemaError, match=r"events\.revenue: constants names a column the source"):
         cj.load_events(path, column_map=mapping, constants={"event": "x", "revenue": 1},
                        engine=engine)  # fmt: skip
+    ga4 = pd.DataFrame({"user_pseudo_id": ["u"], "event_timestamp": [1], "event_name": ["x"]})
+    with pytest.raises(SchemaError, match=r"events\.event: constants names a column the source"):
+        cj.load_events(ga4, column_map="ga4", constants={"event": "purchase"}, engine=engine)
     with pytest.raises(SchemaError, match=r"events\.timestamp: constants names a column"):
         cj.load_events(path, column_map=mapping, constants={"event": "x", "timestamp": "2024"},
                        engine=engine)  # fmt: skip
