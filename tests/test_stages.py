@@ -118,7 +118,8 @@ def test_unknown_stage_suggests():
         preset_model("six_stage")
 
 
-def test_repeat_purchases_are_retention_in_the_presets():
+@pytest.mark.parametrize("which", ["duckdb", "spark"])
+def test_repeat_purchases_are_retention_in_the_presets(which, request):
     """An order table has only purchases: without this rule every customer stopped at purchase
     and the journey map's first pain point was "purchase -> retention: 100 % lost" while most
     customers had ordered again. Hand-made: a buys at 10:00 twice (a tie: both first) and again
@@ -137,8 +138,9 @@ def test_repeat_purchases_are_retention_in_the_presets():
             ("b", "2026-01-03 10:00", "purchase")]  # fmt: skip
     df = pd.DataFrame(rows, columns=["customer_id", "timestamp", "event"])
     df["timestamp"] = pd.to_datetime(df["timestamp"], utc=True)
-    engine = Engine.duckdb()
-    got = engine.to_pandas(with_stages(df, engine=engine)).sort_values(["customer_id", "timestamp"])
+    engine = Engine.duckdb() if which == "duckdb" else request.getfixturevalue("spark_engine")
+    got = engine.to_pandas(with_stages(df, engine=engine))
+    got = got.sort_values(["customer_id", "timestamp", "stage"])
     assert got["stage"].tolist() == [
         "consideration", "purchase", "purchase", "retention", "purchase"
     ]  # fmt: skip
