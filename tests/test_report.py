@@ -316,3 +316,28 @@ def test_pipes_in_parameter_values_do_not_break_tables(tmp_path):
     html = (folder / "10_pipes.html").read_text()
     assert html.count("<td>['a|b', 'c']</td>") == 2  # parameters block and appendix
     assert "\\|" not in html
+
+
+def test_data_quality_warnings_are_notes_without_customer_rows(monkeypatch):
+    """The CDNOW report printed the duplicate warning as a red stderr block with five example
+    rows (customer ids, dates): row-level data in an aggregates-only report. After setup() the
+    warning is a note; its example rows appear only with allow_row_level=True."""
+    import warnings
+
+    import IPython.display
+
+    from cjlib.schema import DataQualityWarning
+
+    shown = []
+    monkeypatch.setattr(IPython.display, "display", lambda obj: shown.append(obj.data))
+    text = "events: 2 exact duplicate rows on ['customer_id'] (kept)\n  customer_id\n0  c00398"
+    for allow in (False, True):
+        with warnings.catch_warnings():  # restores warnings.showwarning on exit
+            warnings.simplefilter("always")
+            report.setup(allow_row_level=allow)
+            warnings.warn(DataQualityWarning(text), stacklevel=1)
+    report.set_privacy(min_cell_size=10, allow_row_level=False)  # back to the defaults
+    assert len(shown) == 2
+    assert "2 exact duplicate rows" in shown[0] and "c00398" not in shown[0]
+    assert "aggregates only" in shown[0]
+    assert "c00398" in shown[1]

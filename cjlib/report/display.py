@@ -39,8 +39,12 @@ _PRIVACY: dict[str, Any] = {"min_cell_size": 10, "allow_row_level": False}
 
 
 def setup(*, min_cell_size: int = 10, allow_row_level: bool = False) -> None:
-    """Notebook set-up: privacy settings, sharp inline charts, offline plotly."""
+    """Notebook set-up: privacy settings, data-quality warnings as notes, sharp inline charts,
+    offline plotly."""
+    import warnings
+
     set_privacy(min_cell_size=min_cell_size, allow_row_level=allow_row_level)
+    warnings.showwarning = _show_warning
     try:
         from IPython import get_ipython
 
@@ -52,6 +56,32 @@ def setup(*, min_cell_size: int = 10, allow_row_level: bool = False) -> None:
     import plotly.io as pio
 
     pio.renderers.default = "plotly_mimetype+notebook"
+
+
+_SHOW_WARNING = __import__("warnings").showwarning
+
+
+def _show_warning(message: Any, category: type, *args: Any, **kwargs: Any) -> None:
+    """Data-quality warnings (duplicates kept, rows dropped) as a note in the report, not as a
+    stderr block. Their first line is the finding; the lines after it are example rows, which
+    identify customers and are shown only when row-level output is allowed."""
+    from cjlib.schema import DataQualityWarning
+
+    if not issubclass(category, DataQualityWarning):
+        _SHOW_WARNING(message, category, *args, **kwargs)
+        return
+    from html import escape
+
+    from IPython.display import HTML, display
+
+    head, _, rows = str(message).partition("\n")
+    body = f"<b>Data quality:</b> {escape(head)}"
+    if rows and _PRIVACY["allow_row_level"]:
+        body += f"<pre style='margin:0.4em 0 0'>{escape(rows)}</pre>"
+    elif rows:
+        body += " (example rows are not shown: the report holds aggregates only)"
+    display(HTML(f"<div style='border-left:4px solid #b07d00;padding:0.4em 0.8em;"
+                 f"background:#fff8e1'>{body}</div>"))  # fmt: skip
 
 
 def set_privacy(*, min_cell_size: int = 10, allow_row_level: bool = False) -> None:
