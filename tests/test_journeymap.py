@@ -100,6 +100,8 @@ def test_order_table_journey_map_names_stages_without_events(engine):
     lines = journeymap.describe_journey_map(jm)
     assert "No event in the data is in awareness, consideration, advocacy" not in " ".join(lines)
     assert any(x.startswith("No event in the data is in advocacy, so the drop-off") for x in lines)
+    conv = jm.stages.set_index("stage")["conversion_next"]
+    assert conv["purchase"] == pytest.approx(2 / 3) and np.isnan(conv["retention"])  # not 0 %
 
 
 @pytest.fixture(scope="module")

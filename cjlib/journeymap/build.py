@@ -223,9 +223,8 @@ def _stage_frame(furthest, slow, voc, actions, channels, pains, top_pain, confid
     f = furthest.reset_index(drop=True)
     total = int(f["customers"].sum())
     nxt = list(f["reached"].iloc[1:]) + [np.nan]
-    conv = [
-        b / a if a and not np.isnan(b) else np.nan for a, b in zip(f["reached"], nxt, strict=True)
-    ]
+    # no conversion into a stage nobody has an event in (an order table's advocacy): not 0 %
+    conv = [b / a if a and b else np.nan for a, b in zip(f["reached"], nxt, strict=True)]
     k = np.nan_to_num(np.array(nxt, dtype=float)).astype(int)
     lo, hi = wilson_interval(k, f["reached"].to_numpy(), confidence=confidence)
     out = pd.DataFrame(

@@ -67,6 +67,8 @@ def plot_journey_map(jm: Any, *, title: str | None = None, width: float = 12.0):
             f"{r.conversion_next_high:.0%})"
             if not np.isnan(r.conversion_next)
             else "(last stage)"
+            if j == n - 1
+            else "(no events in the\nnext stage)"
         )
         cells = [
             _wrap(r.actions, chars, 3),
