@@ -1,6 +1,7 @@
-"""An order table as analysts bring it: the CDNOW master transactions (23,570 customers,
-69,659 orders, 1997-01 to 1998-06; ../shared/datasets, skipped when absent) loaded as purchase
-events with ``constants``. The expectations are computed here with pandas from the raw file."""
+"""Order tables as analysts bring them (../shared/datasets, skipped when absent), loaded as
+purchase events with ``constants``: the CDNOW master transactions (23,570 customers, 69,659
+orders, 1997-01 to 1998-06), checked against pandas counts from the raw file, and the R package
+rfm's own orders, checked against that package's documented RFM thresholds."""
 
 from __future__ import annotations
 
@@ -47,3 +48,32 @@ def test_second_order_funnel_matches_pandas(orders):
     f = funnel(orders, ["purchase", "purchase"], window="90D", as_of="1999-01-01")
     assert f.steps["customers"].tolist() == [len(first), later["customer_id"].nunique()]
     assert f.steps["in_progress"].sum() == 0
+
+
+RFM_ORDERS = SHARED / "rfm_data_orders.csv"
+
+
+@pytest.mark.skipif(not RFM_ORDERS.exists(), reason="../shared/datasets is absent")
+def test_rfm_thresholds_match_the_r_package():
+    """The R package rfm's own data (rfm_data_orders, analysis date 2006-12-31). Its
+    documentation's custom-threshold example for rfm_table_order passes recency_bins =
+    c(115, 181, 297, 482), frequency_bins = c(4, 5, 6, 8), monetary_bins = c(256, 382, 506, 666):
+    the default thresholds for this data (quintiles + 1), rounded. cjlib's default scoring must
+    give the same thresholds, and its scores must follow them (value < threshold -> lower)."""
+    import numpy as np
+
+    from cjlib.personas import rfm_segments
+
+    events = cj.load_events(
+        RFM_ORDERS, column_map={"order_date": "timestamp"}, constants={"event": "purchase"}
+    )
+    res = rfm_segments(events, as_of="2006-12-31")
+    t = res.params["thresholds"]
+    assert np.round(t["recency_days"]).tolist() == [115, 181, 297, 482]
+    assert np.round(t["frequency"]).tolist() == [4, 5, 6, 8]
+    assert np.round(t["monetary"]).tolist() == [256, 382, 506, 666]
+    c = res.customers
+    assert len(c) == 995 and c["frequency"].sum() == 4906
+    assert (c.loc[c["frequency"] < 4, "f_score"] == 1).all()
+    assert (c.loc[c["frequency"] >= 8, "f_score"] == 5).all()
+    assert (c.loc[c["recency_days"] < t["recency_days"][0], "r_score"] == 5).all()

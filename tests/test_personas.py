@@ -17,7 +17,7 @@ from cjlib.personas import (
 )
 from cjlib.personas.cards import trait_effects
 from cjlib.personas.gower import GowerSpace, gower_matrix, k_medoids
-from cjlib.personas.rfm import rfm_scores
+from cjlib.personas.rfm import rfm_package_scores, rfm_scores
 from cjlib.personas.selection import _jaccard_best, _pair_share
 
 DAY = 86_400.0
@@ -204,17 +204,29 @@ def test_rfm_scores_and_segments_hand_computed():
     events = load_events(
         pd.DataFrame(rows, columns=["customer_id", "timestamp", "event", "revenue"])
     )
-    res = rfm_segments(events, as_of="2026-06-01")
+    res = rfm_segments(events, as_of="2026-06-01", scoring="rank")
     c = res.customers.set_index("customer_id")
     assert c.loc["e", "segment"] == "Champions" and c.loc["e", "rfm_score"] == 555
     assert c.loc["a", "segment"] == "Lost" and c.loc["a", "rfm_score"] == 111
     assert c.loc["a", "recency_days"] == 151  # 2026-01-01 -> 2026-06-01
     assert res.segments["customers"].sum() == 5
     assert res.assignment().columns.tolist() == ["customer_id", "segment"]
+    # the R package's scores: quintiles of 1..5 are 1.8, 2.6, 3.4, 4.2, thresholds +1 = 2.8, 3.6,
+    # 4.4, 5.2, so orders 1, 2 -> 1; 3 -> 2; 4 -> 3; 5 -> 4 (score 5 stays empty, as in R)
+    scores, cuts = rfm_package_scores(pd.Series([1, 2, 3, 4, 5]), 5)
+    assert list(scores) == [1, 1, 2, 3, 4] and list(cuts) == pytest.approx([2.8, 3.6, 4.4, 5.2])
+    reverse, _ = rfm_package_scores(pd.Series([1, 2, 3, 4, 5]), 5, reverse=True)
+    assert list(reverse) == [5, 5, 4, 3, 2]
+    # recency 151, 119, 90, 58, 27 days and revenue 10, 40, 90, 160, 250 spread out: e scores
+    # 5 on both, but its 5 orders only 4 (above)
+    r = rfm_segments(events, as_of="2026-06-01").customers.set_index("customer_id")
+    assert r.loc["e", "rfm_score"] == 545 and r.loc["a", "rfm_score"] == 111
     cells = rfm_segments(events, as_of="2026-06-01", bins=3).segments  # score cells, not names
     assert cells["customers"].sum() == 5 and set(cells["segment"]) >= {"111", "333"}
     with pytest.raises(ValueError, match="bins must be an int from 2 to 10"):
         rfm_segments(events, bins=1)
+    with pytest.raises(ValueError, match=r"scoring must be one of \['rfm', 'rank'\]"):
+        rfm_segments(events, scoring="ntile")
     with pytest.raises(ValueError, match="needs a revenue column"):
         rfm_segments(events.expr.drop("revenue"), engine=events.engine)
 

@@ -2,14 +2,22 @@
 
 Orders are events with revenue > 0. Per buyer, computed in the engine: ``recency_days`` (whole days
 from the last order to ``as_of``; default the latest event timestamp), ``frequency`` (orders) and
-``monetary`` (revenue). Scores 1-``bins`` come from the empirical distribution: score =
-ceil(bins x mid-rank percentile), so tied customers share a score and each score holds about
-1/bins of the buyers; recency is reversed (recent = high score).
+``monetary`` (revenue).
 
-With ``bins=5`` (default) segments follow the rules of the R package ``rfm`` (the
-``rfm_segment`` documentation example, rsquaredacademy/rfm): the first rule whose recency,
-frequency and monetary score ranges all match names the segment; customers matching none are
-``Others``. Other ``bins`` give score cells (``"345"``) instead of names.
+Scores 1-``bins``, two ways (``scoring``):
+
+- ``"rfm"`` (default): as the R package ``rfm`` (rsquaredacademy/rfm, ``rfm_table_order``) computes
+  them, so segment counts match it: thresholds at the interior quantiles of the buyers' values
+  (R's default type 7) plus one, score i for ``lower_i <= value < upper_i`` with ``lower = [min,
+  thresholds]`` and ``upper = [thresholds, max + 1]``; recency reversed. The "+1" puts a value
+  equal to a quantile in the lower score, as R does (for whole numbers: ``value <= quantile``).
+- ``"rank"``: ceil(bins x mid-rank percentile), so tied customers share a score and each score
+  holds about 1/bins of the buyers.
+
+With ``bins=5`` segments follow the rules of the R package ``rfm`` (the ``rfm_segment``
+documentation example): the first rule whose recency, frequency and monetary score ranges all
+match names the segment; customers matching none are ``Others``. Other ``bins`` give score cells
+(``"345"``) instead of names.
 """
 
 from __future__ import annotations
@@ -23,7 +31,7 @@ import pandas as pd
 from cjlib.engine import Engine, as_table
 from cjlib.stats import wilson_interval
 
-__all__ = ["RFMResult", "rfm_segments", "RFM_RULES"]
+__all__ = ["RFMResult", "rfm_segments", "rfm_package_scores", "RFM_RULES", "SCORINGS"]
 
 # name: (recency low, high, frequency low, high, monetary low, high), first match wins
 RFM_RULES: tuple[tuple[str, tuple[int, int, int, int, int, int]], ...] = (
@@ -68,17 +76,36 @@ def rfm_scores(values: pd.Series, bins: int, *, reverse: bool = False) -> np.nda
     return bins + 1 - score if reverse else score
 
 
+def rfm_package_scores(values: pd.Series, bins: int, *, reverse: bool = False) -> tuple:
+    """Scores 1..bins as the R package ``rfm`` gives them (see the module doc), and the
+    thresholds (``quantile + 1``) it used."""
+    v = values.to_numpy(float)
+    cuts = np.quantile(v, np.linspace(0, 1, bins + 1)[1:-1]) + 1  # numpy's default = R type 7
+    lower, upper = np.concatenate([[v.min()], cuts]), np.concatenate([cuts, [v.max() + 1]])
+    score = np.zeros(len(v), dtype=int)
+    for i in range(bins):  # in order, a later bin overwriting an earlier one, as R's loop does
+        score[(v >= lower[i]) & (v < upper[i])] = i + 1
+    return (bins + 1 - score if reverse else score), cuts
+
+
+SCORINGS = ("rfm", "rank")
+
+
 def rfm_segments(
     events: Any,
     *,
     as_of: Any = None,
     bins: int = 5,
+    scoring: str = "rfm",
     confidence: float = 0.95,
     engine: Engine | None = None,
 ) -> RFMResult:
-    """Recency, frequency, monetary value, scores and named segments for every buyer."""
+    """Recency, frequency, monetary value, scores and named segments for every buyer.
+    ``scoring``: ``"rfm"`` (the R package's quantile thresholds) or ``"rank"`` (module doc)."""
     if not isinstance(bins, int) or isinstance(bins, bool) or not 2 <= bins <= 10:
         raise ValueError(f"bins must be an int from 2 to 10, got {bins!r}")
+    if scoring not in SCORINGS:
+        raise ValueError(f"scoring must be one of {list(SCORINGS)}, got {scoring!r}")
     t, engine = as_table(events, engine)
     if "revenue" not in t.columns:
         raise ValueError(f"rfm_segments needs a revenue column in events; columns: {t.columns}")
@@ -101,9 +128,15 @@ def rfm_segments(
     out["recency_days"] = np.floor((ref - df["last"].astype(float)) / 86_400).astype("int64")
     out["frequency"] = df["frequency"].astype("int64")
     out["monetary"] = df["monetary"].astype(float)
-    out["r_score"] = rfm_scores(out["recency_days"], bins, reverse=True)
-    out["f_score"] = rfm_scores(out["frequency"], bins)
-    out["m_score"] = rfm_scores(out["monetary"], bins)
+    thresholds = {}
+    for col, score in (("recency_days", "r_score"), ("frequency", "f_score"),
+                       ("monetary", "m_score")):  # fmt: skip
+        reverse = col == "recency_days"
+        if scoring == "rfm":
+            out[score], cuts = rfm_package_scores(out[col], bins, reverse=reverse)
+            thresholds[col] = [float(c) for c in cuts]
+        else:
+            out[score] = rfm_scores(out[col], bins, reverse=reverse)
     out["rfm_score"] = out.r_score * 100 + out.f_score * 10 + out.m_score
     segment = np.full(len(out), "Others", dtype=object)
     if bins == 5:
@@ -136,6 +169,8 @@ def rfm_segments(
     params = {
         "as_of": pd.Timestamp(ref, unit="s", tz="UTC").isoformat(),
         "bins": bins,
+        "scoring": scoring,
+        "thresholds": thresholds,
         "buyers": total,
         "rules": "R package rfm, rfm_segment example",
         "engine": engine.name,
