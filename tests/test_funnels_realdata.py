@@ -85,3 +85,19 @@ def test_planted_stage_rates_inside_the_intervals():
                        ("purchase", "consideration_to_purchase")):  # fmt: skip
         low, high = rows.loc[stage, ["conversion_low", "conversion_high"]]
         assert low <= truth[key] <= high, (stage, truth[key], low, high)
+
+
+RETE_FIXTURE = SHARED / "retentioneering_funnel_test_input.csv"
+
+
+@pytest.mark.skipif(not RETE_FIXTURE.exists(), reason="../shared/datasets is absent")
+def test_closed_funnel_matches_retentioneering_on_its_fixture():
+    """retentioneering-tools' own funnel test input (8 users; its 'start' marker rows dropped).
+    Its test_funnel__closed expects [6, 4, 4, 2] for catalog -> product1|product2 -> cart ->
+    payment_done (users 3 and 6 view products only before the catalog; 7 and 8 pay before the
+    cart): cjlib's closed funnel without a window must give the same."""
+    raw = pd.read_csv(RETE_FIXTURE, index_col=0)
+    raw = raw[raw["event_type"] != "start"][["user_id", "event", "timestamp"]]
+    events = cj.load_events(raw, column_map={"user_id": "customer_id"})
+    f = funnel(events, ["catalog", "product1|product2", "cart", "payment_done"], window=None)
+    assert f.steps["customers"].tolist() == [6, 4, 4, 2]
