@@ -102,6 +102,10 @@ def test_order_table_journey_map_names_stages_without_events(engine):
     assert any(x.startswith("No event in the data is in advocacy, so the drop-off") for x in lines)
     conv = jm.stages.set_index("stage")["conversion_next"]
     assert conv["purchase"] == pytest.approx(2 / 3) and np.isnan(conv["retention"])  # not 0 %
+    # awareness and consideration have no events: "reached" counts customers past them, and
+    # "100 % go on" from them measured nothing
+    assert conv[["awareness", "consideration"]].isna().all()
+    assert jm.stages["has_events"].tolist() == [False, False, True, True, False]
 
 
 @pytest.fixture(scope="module")

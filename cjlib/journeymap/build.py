@@ -37,7 +37,8 @@ class JourneyMap:
 
     ``stages``: one row per stage (tidy: ``reached, reached_share, conversion_next`` with
     ``_low/_high``, ``median_dwell_hours``, ``csat_mean`` and ``nps`` with intervals, ``answers``,
-    ``actions``, ``channels``, ``pain``); ``table``: the same as the map table a reader sees
+    ``actions``, ``channels``, ``pain``, ``has_events``: whether any event is in the stage; a
+    stage without events has no conversion); ``table``: the same as the map table a reader sees
     (rows x stages, text); ``metrics``: stage success metrics; ``pain_points``: the ranked list;
     ``voc``: the :class:`cjlib.voc.VocResult` (``None`` without surveys); ``segment``: the
     persona mapped (``None`` for everyone); ``parameters``.
@@ -206,6 +207,11 @@ def journey_map(
         confidence=confidence,
     )
     tidy = _stage_frame(furthest, slow, voc_result, actions, channels, pains, top_pain, confidence)
+    # a stage no event is in (an order table's awareness) converts nobody: its reach only counts
+    # customers past it
+    tidy["has_events"] = tidy["stage"].isin(set(coverage["stage"].dropna()))
+    for col in ("conversion_next", "conversion_next_low", "conversion_next_high"):
+        tidy.loc[~tidy["has_events"], col] = np.nan
     params = {
         "stage_model": model.name,
         "segment": segment,

@@ -66,6 +66,8 @@ def plot_journey_map(jm: Any, *, title: str | None = None, width: float = 12.0):
             f"→ {r.conversion_next:.0%} go on\n({r.conversion_next_low:.0%}–"
             f"{r.conversion_next_high:.0%})"
             if not np.isnan(r.conversion_next)
+            else "(no events in\nthis stage)"
+            if not getattr(r, "has_events", True)
             else "(last stage)"
             if j == n - 1
             else "(no events in the\nnext stage)"
