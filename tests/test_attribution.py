@@ -307,3 +307,14 @@ def test_fast_rule_credits_match_touch_weights():
         assert fast[model][0] == pytest.approx(slow), model
         slow_v = np.bincount(j.codes, w * j.value[pid], len(j.channels))
         assert fast[model][1] == pytest.approx(slow_v), model
+
+
+def test_read_path_table_reads_the_separator_from_the_header(tmp_path):
+    """ChannelAttribution writes ';'; a spreadsheet export writes ','. Both give the same
+    journeys (hand count: 3 + 1 conversions, 2 nulls on 'a > b')."""
+    rows = {"path": ["a > b", "b"], "total_conversions": [3, 1], "total_null": [2, 0]}
+    for sep in (";", ","):
+        path = tmp_path / f"paths{ord(sep)}.csv"
+        pd.DataFrame(rows).to_csv(path, sep=sep, index=False)
+        j = read_path_table(path)
+        assert j.total_conversions == 4 and j.n_paths == 2

@@ -107,3 +107,24 @@ def test_ga4_example_parameters_on_a_ga4_shaped_export(tmp_path):
     assert reached["awareness"] == events["customer_id"].nunique()
     run = json.loads((folder / "run.json").read_text())
     assert [i["path"] for i in run["inputs"]] == [str(path)], "the file actually read is listed"
+
+
+CA_PATHS = ROOT.parent / "shared" / "datasets" / "channelattribution_Data.csv"
+
+
+@pytest.mark.skipif(not CA_PATHS.exists(), reason="../shared/datasets is absent")
+def test_attribution_notebook_on_a_path_table(tmp_path):
+    """The attribution notebook on ChannelAttribution's demo path table (paths_path instead of
+    events): its journeys are the file's totals (19,785 conversions, 88,387 journeys = the sums
+    of total_conversions and of total_conversions + total_null), and the report lists the file."""
+    from cjlib.report import read_glued
+
+    nb = next(n for n in NOTEBOOKS if n.stem == "02_attribution")
+    params = {"paths_path": str(CA_PATHS), "costs_path": "", "n_boot": 20}
+    result = run_notebooks([nb], out=tmp_path / "r", run_id="paths", parameters=params)
+    assert result.failures == {}
+    glued = read_glued(result.folder / f"{nb.stem}.ipynb")
+    assert glued["journeys"]["conversions"] == 19_785
+    assert glued["journeys"]["journeys"] == 88_387
+    html = (result.folder / f"{nb.stem}.html").read_text()
+    assert "channelattribution_Data.csv" in html and "credits" in html

@@ -29,6 +29,13 @@ def _pct(x: float) -> str:
     return f"{100 * x:.1f} %"
 
 
+def _pts(diff: float) -> str:
+    """A share difference in percentage points, signed; a real difference under 0.05 points
+    keeps two significant digits instead of reading "-0.0 pts"."""
+    pts = 100 * diff
+    return f"{pts:+.1f} pts" if abs(pts) >= 0.05 else f"{pts:+.2g} pts"
+
+
 def _join(items: list[str]) -> str:
     if len(items) <= 1:
         return "".join(items)
@@ -63,9 +70,9 @@ def describe_attribution(result: Any) -> list[str]:
     if vs is not None and len(vs):
         for model in dict.fromkeys(vs["model"]):
             rows = vs[vs["model"] == model]
-            above = [f"{r.channel} (+{100 * r.difference:.1f} pts)" for r in
+            above = [f"{r.channel} ({_pts(r.difference)})" for r in
                      rows[rows.verdict == "above"].itertuples()]  # fmt: skip
-            below = [f"{r.channel} ({100 * r.difference:.1f} pts)" for r in
+            below = [f"{r.channel} ({_pts(r.difference)})" for r in
                      rows[rows.verdict == "below"].itertuples()]  # fmt: skip
             apart = list(rows.loc[~rows["intervals_overlap"], "channel"])
             text = f"Compared with last touch, {MODEL_NAMES.get(model, model)} credits "

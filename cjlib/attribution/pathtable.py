@@ -33,16 +33,24 @@ def _pick(columns: list[str], role: str, given: str | None) -> str | None:
     return next((lower[a] for a in _PATH_COLUMNS[role] if a in lower), None)
 
 
+def _separator(path: Path) -> str:
+    """The header's field separator: ``;`` (ChannelAttribution), else ``,``, else a tab."""
+    with open(path, encoding="utf-8", errors="replace") as f:
+        header = f.readline()
+    return next((c for c in (";", ",", "\t") if c in header), ";")
+
+
 def read_path_table(
     source: Any,
     *,
-    sep: str = ";",
+    sep: str | None = None,
     path_separator: str = ">",
     column_map: dict[str, str] | None = None,
 ) -> Journeys:
     """Journeys from a pre-aggregated path table (ChannelAttribution, analytics path exports).
 
-    ``source`` is a DataFrame or a CSV path with a ``path`` column (``a > b > c``), conversions,
+    ``source`` is a DataFrame or a CSV path (``sep``: the field separator, by default read from
+    the header: ``;``, ``,`` or a tab) with a ``path`` column (``a > b > c``), conversions,
     conversion value (optional) and nulls (optional); ``column_map`` maps the roles ``path,
     conversions, value, nulls`` to column names when they are not the usual ones
     (``total_conversions``, ``total_conversion_value``, ``total_null`` are recognised). Rows with
@@ -51,7 +59,7 @@ def read_path_table(
     if isinstance(source, (str, Path)):
         if not Path(source).exists():
             raise FileNotFoundError(f"source {str(source)!r} does not exist")
-        df = pd.read_csv(source, sep=sep)
+        df = pd.read_csv(source, sep=sep or _separator(Path(source)))
     elif isinstance(source, pd.DataFrame):
         df = source
     else:

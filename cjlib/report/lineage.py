@@ -96,7 +96,8 @@ def lineage(
 ) -> str:
     """Markdown for the appendix.
 
-    ``tables`` are LoadedTables (their load reports and file fingerprints are listed); ``methods``
+    ``tables`` are LoadedTables (their load reports and file fingerprints are listed) or file
+    paths read another way (a path table: listed with their fingerprint); ``methods``
     are paragraphs defining what the analysis computed (tests, windows, corrections, denominators);
     ``seeds`` the random states used.
     """
@@ -107,6 +108,10 @@ def lineage(
         "|---|---|---:|---:|---|---|",
     ]
     for t in tables:
+        if isinstance(t, (str, Path)):
+            digest = fingerprint(str(t))["sha256"]
+            lines.append(f"| file | `{t}` | — | — | — | {digest[:12] if digest else '—'} |")
+            continue
         r = t.report
         dropped = "; ".join(f"{n:,} {why}" for why, n in r.dropped.items()) or "none"
         digest = fingerprint(r.source)["sha256"]
