@@ -341,3 +341,15 @@ def test_data_quality_warnings_are_notes_without_customer_rows(monkeypatch):
     assert "2 exact duplicate rows" in shown[0] and "c00398" not in shown[0]
     assert "aggregates only" in shown[0]
     assert "c00398" in shown[1]
+
+
+def test_values_that_round_to_zero_have_no_minus_sign():
+    """-0.0003 as a share showed "-0.0%" (read as a small loss) and -0.001 as "-0.00"; a real
+    negative value keeps its sign."""
+    import re
+
+    df = pd.DataFrame({"label": ["a", "b"], "share": [-0.0003, -0.02], "d": [-0.001, -1.5],
+                       "d_low": [-0.004, -2.0], "d_high": [0.002, -1.0]})  # fmt: skip
+    html = report.table(df, percent=["share"]).to_html()
+    cells = re.findall(r"<td[^>]*>([^<]*)</td>", html)
+    assert cells == ["a", "0.0%", "0.00 (0.00–0.00)", "b", "-2.0%", "-1.50 (-2.00–-1.00)"]

@@ -189,7 +189,7 @@ def table(
         if col in merged:
             continue  # already text
         if col in percent:
-            formats[col] = "{:.1%}"
+            formats[col] = _signed_zero_free("{:.1%}")
         elif col in hours:
             formats[col] = duration_text
         elif pd.api.types.is_integer_dtype(shown[col]) or (
@@ -197,7 +197,7 @@ def table(
         ):
             formats[col] = "{:,.0f}"
         elif pd.api.types.is_float_dtype(shown[col]):
-            formats[col] = "{:,.%sf}" % decimals.get(col, 2)  # noqa: UP031
+            formats[col] = _signed_zero_free("{:,.%sf}" % decimals.get(col, 2))  # noqa: UP031
     text = [c for c in shown.columns if not pd.api.types.is_numeric_dtype(df.get(c, shown[c]))]
     na = "—"
     styler = shown.style.format(formats, na_rep=na).hide(axis="index")
@@ -215,6 +215,19 @@ def table(
     return styler.set_caption(caption) if caption else styler
 
 
+def _signed_zero_free(pattern: str) -> Any:
+    """``pattern.format``, except that a value that rounds to zero loses its minus sign
+    ("-0.0 %" from -0.0003 read as a loss)."""
+
+    def fmt(v: Any) -> str:
+        text = pattern.format(v)
+        return (
+            text[1:] if text.startswith("-") and not any(c in "123456789" for c in text) else text
+        )
+
+    return fmt
+
+
 def _merge_intervals(
     df: Any, percent: Sequence[str], decimals: Mapping[str, int]
 ) -> tuple[Any, list[str]]:
@@ -230,7 +243,7 @@ def _merge_intervals(
         if not all(pd.api.types.is_numeric_dtype(df[c]) for c in (col, lo, hi)):
             continue
         pattern = "{:.1%}" if col in percent else "{:,.%sf}" % decimals.get(col, 2)  # noqa: UP031
-        one = pattern.format
+        one = _signed_zero_free(pattern)
 
         def cell(v: float, a: float, b: float, one: Any = one) -> Any:
             if pd.isna(v):
