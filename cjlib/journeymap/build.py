@@ -206,12 +206,10 @@ def journey_map(
         touchpoint_stage=tp_stage,
         confidence=confidence,
     )
-    tidy = _stage_frame(furthest, slow, voc_result, actions, channels, pains, top_pain, confidence)
-    # a stage no event is in (an order table's awareness) converts nobody: its reach only counts
-    # customers past it
-    tidy["has_events"] = tidy["stage"].isin(set(coverage["stage"].dropna()))
-    for col in ("conversion_next", "conversion_next_low", "conversion_next_high"):
-        tidy.loc[~tidy["has_events"], col] = np.nan
+    with_events = set(coverage["stage"].dropna())
+    tidy = _stage_frame(
+        furthest, with_events, slow, voc_result, actions, channels, pains, top_pain, confidence
+    )
     params = {
         "stage_model": model.name,
         "segment": segment,
@@ -225,12 +223,17 @@ def journey_map(
     return JourneyMap(tidy, _wide(tidy), metrics, pains, voc_result, furthest, segment, params)
 
 
-def _stage_frame(furthest, slow, voc, actions, channels, pains, top_pain, confidence):
+def _stage_frame(furthest, with_events, slow, voc, actions, channels, pains, top_pain, confidence):
     f = furthest.reset_index(drop=True)
     total = int(f["customers"].sum())
     nxt = list(f["reached"].iloc[1:]) + [np.nan]
-    # no conversion into a stage nobody has an event in (an order table's advocacy): not 0 %
-    conv = [b / a if a and b else np.nan for a, b in zip(f["reached"], nxt, strict=True)]
+    has = f["stage"].isin(with_events).to_numpy()
+    # no conversion from a stage no event is in (an order table's awareness: its reach only
+    # counts customers past it), nor into a stage nobody reached (its advocacy): not 100 % or 0 %
+    conv = [
+        b / a if a and b and own else np.nan
+        for a, b, own in zip(f["reached"], nxt, has, strict=True)
+    ]
     k = np.nan_to_num(np.array(nxt, dtype=float)).astype(int)
     lo, hi = wilson_interval(k, f["reached"].to_numpy(), confidence=confidence)
     out = pd.DataFrame(
@@ -264,6 +267,7 @@ def _stage_frame(furthest, slow, voc, actions, channels, pains, top_pain, confid
                 f"#{r['rank']} {r.kind}: {r.what} ({int(r.customers):,})"
             )
     out["pain"] = out["stage"].map(lambda s: "; ".join(pain.get(s, [])))
+    out["has_events"] = has
     return out
 
 

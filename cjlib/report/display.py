@@ -9,6 +9,7 @@ appendix.
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -41,8 +42,6 @@ _PRIVACY: dict[str, Any] = {"min_cell_size": 10, "allow_row_level": False}
 def setup(*, min_cell_size: int = 10, allow_row_level: bool = False) -> None:
     """Notebook set-up: privacy settings, data-quality warnings as notes, sharp inline charts,
     offline plotly."""
-    import warnings
-
     set_privacy(min_cell_size=min_cell_size, allow_row_level=allow_row_level)
     warnings.showwarning = _show_warning
     try:
@@ -58,7 +57,7 @@ def setup(*, min_cell_size: int = 10, allow_row_level: bool = False) -> None:
     pio.renderers.default = "plotly_mimetype+notebook"
 
 
-_SHOW_WARNING = __import__("warnings").showwarning
+_SHOW_WARNING = warnings.showwarning  # the default, for every other warning
 
 
 def _show_warning(message: Any, category: type, *args: Any, **kwargs: Any) -> None:
