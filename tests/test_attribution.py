@@ -121,16 +121,40 @@ def test_first_order_markov_by_hand():
     assert m.loc["B", "(conversion)"] == pytest.approx(2 / 3)
 
 
-def test_markov_dense_and_sparse_solutions_agree(hand, monkeypatch):
-    """The bordered-inverse shortcut (dense) and per-channel sparse solves give the same."""
+def test_markov_dense_series_and_sparse_lu_solutions_agree(hand, monkeypatch):
+    """The bordered-inverse shortcut (dense), the series iterated to convergence (larger
+    chains) and sparse LU solves (the series' fallback) give the same removal effects."""
     import cjlib.attribution.markov as mk
 
     for order in (1, 2, 3):
         dense = fit_markov(hand, order).removal_effects()
         monkeypatch.setattr(mk, "_DENSE_MAX", 0)
-        sparse = fit_markov(hand, order).removal_effects()
+        series = fit_markov(hand, order).removal_effects()
+        monkeypatch.setattr(mk, "_SWEEPS", 0)
+        lu = fit_markov(hand, order).removal_effects()
         monkeypatch.setattr(mk, "_DENSE_MAX", 300)
-        assert dense["removal_effect"].to_numpy() == pytest.approx(sparse["removal_effect"])
+        monkeypatch.setattr(mk, "_SWEEPS", 10_000)
+        for other in (series, lu):
+            for col in ("p_without", "value_without", "removal_effect"):
+                assert other[col].to_numpy() == pytest.approx(dense[col], rel=1e-10, abs=1e-12)
+
+
+def test_markov_series_on_a_chain_with_loops(monkeypatch):
+    """A chain that loops a lot (each touch repeats its channel ~20 times) still converges
+    to the dense solution; a chain that never gets to converge falls back to LU."""
+    import cjlib.attribution.markov as mk
+
+    rng = np.random.default_rng(3)
+    seqs = [[str(c)] * int(rng.integers(1, 40)) + [str(rng.integers(0, 5))]
+            for c in rng.integers(0, 5, 300)]  # fmt: skip
+    j = Journeys.from_sequences(seqs, list(rng.integers(0, 2, 300)))
+    dense = fit_markov(j, 2).removal_effects()
+    monkeypatch.setattr(mk, "_DENSE_MAX", 0)
+    series = fit_markov(j, 2).removal_effects()
+    monkeypatch.setattr(mk, "_SWEEPS", 3)
+    lu = fit_markov(j, 2).removal_effects()
+    for other in (series, lu):
+        assert other["removal_effect"].to_numpy() == pytest.approx(dense["removal_effect"], 1e-9)
 
 
 def test_higher_order_states_and_single_touch_paths():

@@ -28,6 +28,8 @@ __all__ = ["MarkovDesign", "MarkovFit", "fit_markov", "select_order", "START", "
 
 START, CONV, NULL = "(start)", "(conversion)", "(null)"
 _DENSE_MAX = 300
+_SWEEPS = 10_000  # series sweeps before a sparse LU solve (:func:`_absorbed`)
+_TOL = 1e-12  # relative error left in the series (:func:`_absorbed`)
 
 
 def _check_order(order: int) -> int:
@@ -159,11 +161,9 @@ class MarkovFit:
 
         Dense (up to 300 states): one inverse ``N = (I - P)^-1``; forcing ``y = 0`` on the
         states ``R`` that contain a channel gives ``y'_0 = y_0 - N[0, R] N[R, R]^-1 y[R]`` (a
-        bordered-system identity), exact. Larger chains: one sparse solve per channel on the
-        states without it.
+        bordered-system identity), exact. Larger chains: :func:`_absorbed`, every channel's
+        system at once.
         """
-        from scipy.sparse.linalg import spsolve
-
         a, rc, rv, _ = self._system()
         contains = self.design.contains
         n_ch = contains.shape[0]
@@ -180,12 +180,10 @@ class MarkovFit:
                 lam = np.linalg.solve(inv[np.ix_(r, r)], y[r])
                 pc[i], pv[i] = y[0] - inv[0, r] @ lam
             return float(y[0, 0]), float(y[0, 1]), pc, pv
-        y = spsolve(a.tocsc(), b)
-        for i in range(n_ch):
-            keep = np.flatnonzero(~contains[i])
-            sub = a[keep][:, keep].tocsc()
-            pc[i], pv[i] = spsolve(sub, b[keep]).reshape(len(keep), 2)[0]
-        return float(y[0, 0]), float(y[0, 1]), pc, pv
+        # system 0: the whole chain; system i + 1: without channel i (its states forced to 0)
+        dead = np.repeat(np.vstack([np.zeros(len(rc), bool), contains]).T, 2, axis=1)
+        y = _absorbed(a, np.tile(b, n_ch + 1), dead)
+        return float(y[0, 0]), float(y[0, 1]), y[0, 2::2], y[0, 3::2]
 
     def conversion_probability(self) -> tuple[float, float]:
         """Chance that a journey from ``(start)`` converts, and its expected value."""
@@ -246,6 +244,45 @@ class MarkovFit:
         cols = [c for c in m.columns if c not in (CONV, NULL)] + [CONV, NULL]
         rows = [START] + [r for r in m.index if r != START]
         return m.reindex(index=rows, columns=cols).fillna(0.0)
+
+
+def _absorbed(a, b: np.ndarray, dead: np.ndarray) -> np.ndarray:
+    """Solve ``(I - P) y = b`` column by column with ``y = 0`` where ``dead`` (``a = I - P``).
+
+    ``P`` is substochastic and every state is left for an absorbing state eventually, so the
+    series ``y = b + P b + P^2 b + ...`` converges geometrically: iterated until the error left,
+    bounded from the shrinking of successive changes (ratio ``q``: at most ``change * q / (1 -
+    q)``), is below ``_TOL`` of each column's largest value. Each sweep is one sparse product;
+    at 7,237 states (an order-4 chain) it takes 0.03 s where a sparse LU solve took 1.2 s per
+    channel. A chain that has not converged after ``_SWEEPS`` sweeps (journeys that loop
+    almost forever) is solved by sparse LU, one system per column.
+    """
+    from scipy import sparse
+    from scipy.sparse.linalg import splu
+
+    p = (sparse.identity(a.shape[0], format="csr") - a).tocsr()
+    alive = (~dead).astype(float)
+    b = b * alive
+    y, last, top = b.copy(), None, b.max(axis=0)
+    for sweep in range(_SWEEPS):
+        nxt = p @ y
+        nxt += b
+        nxt *= alive
+        change = np.abs(nxt - y).max(axis=0)
+        y = nxt
+        if sweep % 16 == 15:  # y only grows (every term is >= 0): an older maximum is safe
+            top = y.max(axis=0)
+        if last is not None:
+            q = np.divide(change, last, out=np.zeros_like(change), where=last > 0)
+            left = np.where(q < 1, change * q / np.where(q < 1, 1 - q, 1), np.inf)
+            if np.all((change == 0) | (left <= _TOL * top)):
+                return y
+        last = change
+    out = np.zeros_like(b)
+    for col in range(b.shape[1]):
+        keep = np.flatnonzero(~dead[:, col])
+        out[keep, col] = splu(a[keep][:, keep].tocsc()).solve(b[keep, col])
+    return out
 
 
 def _share(x: np.ndarray) -> np.ndarray:
