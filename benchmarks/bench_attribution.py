@@ -10,7 +10,10 @@ Seeded synthetic journeys (9 channels, mean ~3 touches, conversion depends on ch
 - ``pandas_markov`` / ``pandas_rules``: a straightforward pandas implementation (touch table,
   groupby transition counts, numpy solve per removed channel; groupby credits per rule);
 - ``engine_journeys`` (``--engine``): building the journeys from touch events through the
-  engine (DuckDB), for sizes up to ``--engine-max``.
+  engine (DuckDB), for sizes up to ``--engine-max``;
+- ``--orders 2 3 4``: removal effects of higher-order chains (more than 300 states are solved
+  by the series, :func:`cjlib.attribution.markov._absorbed`) against the sparse LU solve per
+  channel that it replaced (its fallback), results checked equal.
 
 Peak memory is the tracemalloc peak of the cjlib Markov + rules run on raw journeys (numpy
 allocations included). Run: ``.venv/bin/python benchmarks/bench_attribution.py``.
@@ -152,6 +155,28 @@ def markov(j: Journeys):
     return fit_markov(j, 1).removal_effects()
 
 
+def higher_orders(j: Journeys, orders: list[int], repeats: int) -> list[dict]:
+    """Per order: states, seconds; above 300 states (the series) also sparse LU and the ratio."""
+    import cjlib.attribution.markov as mk
+
+    out = []
+    for order in orders:
+        fit = fit_markov(j, order)
+        n = len(fit.design.states)
+        row = {"order": order, "states": n, "seconds": timed(fit.removal_effects, repeats)}
+        if n > mk._DENSE_MAX:  # solved by the series: time the LU fallback too
+            sweeps, mk._SWEEPS = mk._SWEEPS, 0
+            try:
+                row["lu_seconds"] = timed(fit.removal_effects, max(1, repeats // 2))
+                lu_re = fit.removal_effects()["removal_effect"].to_numpy()
+            finally:
+                mk._SWEEPS = sweeps
+            assert np.allclose(fit.removal_effects()["removal_effect"], lu_re, rtol=1e-9)
+            row["lu / series"] = row["lu_seconds"] / row["seconds"]
+        out.append(row)
+    return out
+
+
 def events_frame(j: Journeys) -> pd.DataFrame:
     """Touch events + one purchase per converting journey (one customer per journey)."""
     pid, pos = j.path_ids, j.positions
@@ -185,6 +210,7 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--engine", action="store_true", help="also time journeys from events")
     ap.add_argument("--engine-max", type=int, default=1_000_000)
+    ap.add_argument("--orders", type=int, nargs="*", default=[], help="higher orders to time")
     args = ap.parse_args()
     rows = []
     for n in [int(s) for s in args.sizes.split(",")]:
@@ -219,6 +245,9 @@ def main() -> None:
         r["markov_speedup"] = r["pandas_markov"] / r["markov_raw"]
         r["rules_speedup"] = r["pandas_rules"] / r["rules_raw"]
         rows.append(r)
+        if args.orders:
+            high = pd.DataFrame(higher_orders(raw, args.orders, args.repeats))
+            print(f"{n} journeys, higher orders:\n{high.to_string(index=False)}")
         print(pd.DataFrame([r]).to_string(index=False, float_format=lambda x: f"{x:.4f}"))
     print("\nmedians in seconds; speedup = pandas / cjlib on raw journeys")
     print(pd.DataFrame(rows).to_string(index=False, float_format=lambda x: f"{x:.4f}"))
