@@ -3,7 +3,8 @@ which way a text timestamp column is written, and parsing it in the engine (help
 :mod:`cjlib.checks`).
 
 Formats use Python's ``strptime`` codes. On DuckDB they go to ``try_strptime`` as they are; on
-Spark they are translated to Java patterns for ``try_to_timestamp``. Either way a value that does
+Spark they are translated to Java patterns for ``try_to_timestamp`` (two-digit years then pivot
+as on DuckDB: ``99`` is 1999, ``68`` is 2068). Either way a value that does
 not fit is null (the loader then reports it as unreadable), never an error mid-query.
 
 Detection (:func:`detect`) reads the whole column once, and only when its first values are not
@@ -34,11 +35,12 @@ def _with_times(dates: tuple[str, ...]) -> tuple[str, ...]:
     return tuple(d + t for d in dates for t in _TIMES)
 
 
-DAY_FIRST = _with_times(("%d/%m/%Y", "%d/%m/%y", "%d.%m.%Y", "%d.%m.%y", "%d-%m-%Y"))
-MONTH_FIRST = _with_times(("%m/%d/%Y", "%m/%d/%y", "%m-%d-%Y"))
+# two-digit years first: %Y would read "99" as the year 99 (a four-digit year never fits %y)
+DAY_FIRST = _with_times(("%d/%m/%y", "%d/%m/%Y", "%d.%m.%y", "%d.%m.%Y", "%d-%m-%Y"))
+MONTH_FIRST = _with_times(("%m/%d/%y", "%m/%d/%Y", "%m-%d-%Y"))
 # unambiguous however the rest is written: year first, or the month as a word
 NAMED = _with_times(
-    ("%Y/%m/%d", "%Y.%m.%d", "%d %b %Y", "%d-%b-%Y", "%d-%b-%y", "%b %d, %Y", "%b %d %Y",
+    ("%Y/%m/%d", "%Y.%m.%d", "%d %b %Y", "%d-%b-%y", "%d-%b-%Y", "%b %d, %Y", "%b %d %Y",
      "%d %B %Y", "%B %d, %Y", "%B %d %Y")
 )  # fmt: skip
 ISO_START = r"^\s*[+-]?\d{4}-\d{1,2}-\d{1,2}"  # what the engine's own cast reads
@@ -88,9 +90,19 @@ def parse(text: ir.StringValue, formats: tuple[str, ...], engine: Engine) -> ir.
         found = fn(text, ibis.literal(list(formats), "array<string>"))
     else:
         fn = builtin(engine.name, "parse_time")
-        each = [fn(text, ibis.literal(_java(f))) for f in formats]
+        each = [_pivot(fn(text, ibis.literal(_java(f))), f) for f in formats]
         found = ibis.coalesce(*each) if len(each) > 1 else each[0]
     return found.cast("timestamp('UTC')")
+
+
+def _pivot(ts: ir.TimestampValue, fmt: str) -> ir.TimestampValue:
+    """Two-digit years as DuckDB and POSIX ``strptime`` read them: 69-99 -> 1969-1999, 00-68 ->
+    2000-2068 (Spark's ``yy`` reads every one as 20xx)."""
+    if "%y" not in fmt:
+        return ts
+    import ibis
+
+    return ibis.ifelse(ts.year() >= 2069, ts - ibis.interval(years=100), ts)
 
 
 def detect(

@@ -443,6 +443,9 @@ def test_day_first_month_first_and_named_dates(write_csv, which, request):
         "month_first": (["3/1/2024 9:05 AM", "03/13/2024 9:05 PM"],
                         ["2024-03-01 09:05", "2024-03-13 21:05"]),
         "named": (["Mar 1, 2024", "13-Mar-2024 08:00"], ["2024-03-01", "2024-03-13 08:00"]),
+        # two-digit years: 69-99 are 19xx and 00-68 20xx on both engines (POSIX strptime)
+        "two_digit_years": (["13/03/99 10:00", "01/03/68"], ["1999-03-13 10:00", "2068-03-01"]),
+        "named_two_digit": (["13-Mar-99", "01-Mar-24 08:00"], ["1999-03-13", "2024-03-01 08:00"]),
         "mixed_with_iso": (["2024-03-01T12:00:00", "13/03/2024 09:05"],
                            ["2024-03-01 12:00", "2024-03-13 09:05"]),
     }  # fmt: skip
