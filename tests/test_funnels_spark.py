@@ -26,6 +26,13 @@ CASES = {
         strict=True,
         hold="session_id",
     ),
+    # a step that can be an earlier step's event again (not the previous one's): its time is
+    # carried through the chain, null for units that entered later (open mode)
+    "open_repeat_after_another_step": dict(
+        steps=["product_view", "add_to_cart", "product_view|compare_products", "purchase"],
+        mode="open",
+        window="30D",
+    ),
 }
 
 

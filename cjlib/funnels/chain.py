@@ -62,6 +62,10 @@ def links(prep: Prepared, e: ir.Table) -> Chain:
     carry = ["p_end"] + (["p_next"] if spec.count == "journeys" else [])
     if spec.mode == "open":
         carry.append("entry_step")
+    # t<j>: when step j was reached, kept while a later step can be the same event as step j
+    # (not the previous step: p_ts covers that); null for units that entered after step j
+    held = sorted({j for j in prep.same_as if j is not None})
+    carry += [f"t{j}" for j in held]
 
     def entrants(k: int) -> ir.Table:
         x = e.filter(e.entry_step == k) if spec.mode == "open" else e
@@ -73,6 +77,8 @@ def links(prep: Prepared, e: ir.Table) -> Chain:
             c["p_next"] = x.t_next
         if spec.mode == "open":
             c["entry_step"] = x.entry_step
+        for j in held:
+            c[f"t{j}"] = x.t_entry if j == k else ibis.null().cast(x.t_entry.type())
         return x.select(*keys, **c)
 
     live = entrants(1)
@@ -90,6 +96,9 @@ def links(prep: Prepared, e: ir.Table) -> Chain:
             conds.append(s.seq == j.p_seq + 1)
         if spec.count == "journeys":
             conds.append(j.p_next.isnull() | (s.ts < j.p_next))
+        same = prep.same_as[k - 2]
+        if same is not None:  # strictly after that step: one event never counts twice
+            conds.append(j[f"t{same}"].isnull() | (s.ts > j[f"t{same}"]))
         j = j.filter(*conds)
         agg = {"r": j.ts.min(), "p_ts": j.p_ts.min(), **{c: j[c].min() for c in carry}}
         if spec.strict:
@@ -106,6 +115,8 @@ def links(prep: Prepared, e: ir.Table) -> Chain:
             cond = [jx.ts > jx.p_ts]
             if spec.window is not None:
                 cond.append(jx.ts <= jx.p_end)
+            if hi is not None:  # after the maximum gap the unit has dropped already
+                cond.append(jx.ts <= prep.engine.shift(jx.p_ts, hi))
             if spec.count == "journeys":
                 cond.append(jx.p_next.isnull() | (jx.ts < jx.p_next))
             xagg = jx.filter(*cond).group_by(keys).aggregate(xc=jx.ts.min())
@@ -124,6 +135,8 @@ def links(prep: Prepared, e: ir.Table) -> Chain:
             break
         moved = step.filter(step.r.notnull())
         nxt = {"p_ts": moved.r, **{c: moved[c] for c in carry}}
+        if k in held:
+            nxt[f"t{k}"] = moved.r
         if spec.strict:
             nxt["p_seq"] = moved.rs
         live = moved.select(*keys, **{c: nxt[c] for c in ["p_ts", "p_end",

@@ -53,6 +53,8 @@ class Prepared:
     exclusions: Any  # ir.Table | None: customer_id, [hold], ts, x (exclusion index)
     as_of: pd.Timestamp
     overlap: tuple[bool, ...]  # overlap[k-2]: step k can be the same event as step k-1
+    # same_as[k-2]: the latest step before k-1 that can be the same event as step k (or None)
+    same_as: tuple[int | None, ...] = ()
     step_rows: list = field(default_factory=list)  # [k-1]: step k's rows: customer_id, [hold], ts
     kept: list = field(default_factory=list)  # intermediate tables held in the engine
 
@@ -130,13 +132,31 @@ def prepare(events: Any, spec: FunnelSpec, *, engine: Engine | None = None) -> P
         else:
             hits.append(sigs["event"].isin(step.events))
     overlap = tuple(bool((hits[k] & hits[k - 1]).any()) for k in range(1, spec.n_steps))
+    same_as = tuple(
+        max((j + 1 for j in range(k - 1) if (hits[k] & hits[j]).any()), default=None)
+        for k in range(1, spec.n_steps)
+    )
+    if spec.mode == "any_order":  # one event would count for two steps: refused, not guessed
+        for k in range(1, spec.n_steps):
+            for j in range(k):
+                both = sigs["event"][hits[k] & hits[j]]
+                if len(both):
+                    a, b = spec.steps[j].label, spec.steps[k].label
+                    raise ValueError(
+                        f"steps: {a!r} and {b!r} both match event {both.iloc[0]!r}; in "
+                        "mode='any_order' every step needs events of its own (one event cannot "
+                        "count for two steps); use mode='closed' or 'open', or separate the steps"
+                    )
 
     cols = {"customer_id": t.customer_id, "ts": t.timestamp}
     if spec.hold:
         t = t.filter(t[spec.hold].notnull())
         cols[spec.hold] = t[spec.hold]
     if spec.strict:
-        order = ibis.window(group_by="customer_id", order_by=["timestamp", "event"])
+        # ties: timestamp, then event name, then the hold key (rows equal in all three are
+        # interchangeable), so the numbering never depends on the rows' order
+        tie = ["timestamp", "event"] + ([spec.hold] if spec.hold else [])
+        order = ibis.window(group_by="customer_id", order_by=tie)
         t = t.mutate(_seq=ibis.row_number().over(order))
         cols["seq"] = t._seq
     preds = [_predicate(t, s, spec.stages) for s in spec.steps]
@@ -173,7 +193,9 @@ def prepare(events: Any, spec: FunnelSpec, *, engine: Engine | None = None) -> P
     # each step's rows straight from the events (the filter is pushed into the scan); all of
     # step k's matches are exactly the events its predicate selects
     step_rows = [t.filter(p).select(**{n: t[_src(n, spec)] for n in cols}) for p in preds]
-    prep = Prepared(spec, engine, t, matches, exclusions, as_of, overlap, step_rows=step_rows)
+    prep = Prepared(
+        spec, engine, t, matches, exclusions, as_of, overlap, same_as, step_rows=step_rows
+    )
     if spec.strict:  # the row numbers come from a window over all events: compute them once
         prep.matches = prep.keep(matches)
         prep.step_rows = [

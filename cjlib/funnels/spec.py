@@ -14,19 +14,22 @@ Rules (the same on every engine):
   customers enter at their first funnel event; step *k* is reached when steps 1..k all
   occur, in any order, within the window from entry.
 - **strict** (closed and open modes): each step must be the customer's very next event after the
-  previous step (events ordered by timestamp, then event name).
+  previous step (events ordered by timestamp, then event name, then the hold key).
 - **Matching.** Each step is matched at its earliest occurrence after the previous step (greedy,
   as GA4 and Mixpanel do). With a maximum gap a later occurrence of a step could sometimes have
   allowed the next step; it is not searched for.
 - **Ties.** An occurrence at the same timestamp as the previous step counts as following it,
   except when the two steps can be the same event (their definitions overlap), which then must be
-  strictly later: one event never satisfies two steps.
+  strictly later: one event never satisfies two steps. The same holds for any earlier step a
+  step overlaps (``a, b, a``: the second ``a`` must be strictly later than the first, even when
+  ``b`` shares the first one's timestamp). In ``any_order`` mode steps must not overlap at all.
 - **Window.** ``window``: the last step must happen within this time of the entry (inclusive).
   ``None`` = no window: nobody is ever *in progress*, non-converters count as dropped.
 - **Gaps.** ``min_gap`` / ``max_gap``: per step (step 2 onwards) bounds on the time since the
   previous step (inclusive).
 - **Exclusions.** ``exclude=["x", ...]``: a customer doing ``x`` strictly after a step and
-  strictly before the next one leaves the funnel there (*excluded*, a kind of drop-off).
+  strictly before the next one, while the next step could still be done (within the window and
+  the next step's maximum gap), leaves the funnel there (*excluded*, a kind of drop-off).
   ``{"x": (2, 4)}`` applies ``x`` only between steps 2 and 4.
 - **Hold constant.** ``hold="session_id"``: all steps of a journey must share that column's
   value (events with no value are left out); a customer counts with their furthest attempt.
