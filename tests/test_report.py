@@ -201,6 +201,22 @@ def test_table_shows_an_estimate_and_its_interval_in_one_column():
     assert "rate_low" in plain
 
 
+def test_table_shows_differences_of_shares_in_points():
+    """A segment's conversion minus the rest's (0.214 - 0.260) is a gap of 4.6 percentage
+    points, not a 4.6 % (relative) change: ``points`` columns say "pts", the interval without
+    an en dash between negative numbers; a gap that rounds to zero has no sign."""
+    import re
+
+    df = pd.DataFrame({"segment": ["a", "b", "c"], "difference": [-0.046, 0.0002, 0.12],
+                       "difference_low": [-0.0471, -0.01, float("nan")],
+                       "difference_high": [-0.045, 0.011, float("nan")],
+                       "spread": [0.3, -0.0004, 0.05]})  # fmt: skip
+    html = report.table(df, points=["difference", "difference_low", "difference_high", "spread"])
+    cells = re.findall(r"<td[^>]*>([^<]*)</td>", html.to_html())
+    assert cells[:3] == ["a", "-4.6 pts (-4.7 to -4.5)", "30.0 pts"]
+    assert cells[3:] == ["b", "0.0 pts (-1.0 to 1.1)", "0.0 pts", "c", "12.0 pts", "5.0 pts"]
+
+
 def test_table_shows_hours_in_the_unit_that_suits_them():
     """Click-stream times were all "0.0" in a table of hours: each value now gets its own unit
     (seconds under a minute, minutes under an hour, hours under two days, then days) and the

@@ -152,10 +152,13 @@ def table(
     counts: Sequence[str] | None = None,
     intervals: bool = True,
     hours: Sequence[str] = (),
+    points: Sequence[str] = (),
 ) -> Any:
     """A report-ready view of a result table: privacy applied, separators, percentages.
 
-    ``percent`` columns hold shares (0-1) shown as ``12.3 %``; integers get thousands separators;
+    ``percent`` columns hold shares (0-1) shown as ``12.3 %``; ``points`` columns hold differences
+    of two shares, shown in percentage points (``-4.6 pts``, so that an absolute gap is not read
+    as a relative change); integers get thousands separators;
     floats ``decimals[column]`` places (default 2). With ``intervals`` (default), a column ``x``
     with ``x_low`` and ``x_high`` beside it is shown as one column ``x (low–high)``, so tables
     with intervals fit the page. Rows describing fewer than ``min_cell_size`` customers (per the
@@ -182,12 +185,14 @@ def table(
     decimals = dict(decimals or {})
     merged: list[str] = []
     if intervals:
-        shown, merged = _merge_intervals(shown, percent, decimals)
+        shown, merged = _merge_intervals(shown, percent, decimals, points)
     formats: dict[str, Any] = {}
     for col in shown.columns:
         if col in merged:
             continue  # already text
-        if col in percent:
+        if col in points:
+            formats[col] = _points
+        elif col in percent:
             formats[col] = _signed_zero_free("{:.1%}")
         elif col in hours:
             formats[col] = duration_text
@@ -227,11 +232,19 @@ def _signed_zero_free(pattern: str) -> Any:
     return fmt
 
 
+def _points(v: Any) -> str:
+    """A difference of two shares in percentage points: ``-4.6 pts`` (no sign on zero)."""
+    return f"{_TENTHS(v * 100)} pts"
+
+
+_TENTHS = _signed_zero_free("{:.1f}")
+
+
 def _merge_intervals(
-    df: Any, percent: Sequence[str], decimals: Mapping[str, int]
+    df: Any, percent: Sequence[str], decimals: Mapping[str, int], points: Sequence[str] = ()
 ) -> tuple[Any, list[str]]:
-    """``x``, ``x_low``, ``x_high`` -> one text column ``x``: ``12.3% (10.1%–14.6%)``; returns
-    the table and the merged columns."""
+    """``x``, ``x_low``, ``x_high`` -> one text column ``x``: ``12.3% (10.1%–14.6%)``, or for
+    points ``-4.6 pts (-4.7 to -4.5)``; returns the table and the merged columns."""
     import pandas as pd
 
     out, merged = df.copy(), []
@@ -244,9 +257,12 @@ def _merge_intervals(
         pattern = "{:.1%}" if col in percent else "{:,.%sf}" % decimals.get(col, 2)  # noqa: UP031
         one = _signed_zero_free(pattern)
 
-        def cell(v: float, a: float, b: float, one: Any = one) -> Any:
+        def cell(v: float, a: float, b: float, one: Any = one, pts: bool = col in points) -> Any:
             if pd.isna(v):
                 return None
+            if pts:  # -4.6 pts (-4.7 to -4.5)
+                low, high = _TENTHS(a * 100), _TENTHS(b * 100)
+                return _points(v) if pd.isna(a) or pd.isna(b) else f"{_points(v)} ({low} to {high})"
             return one(v) if pd.isna(a) or pd.isna(b) else f"{one(v)} ({one(a)}–{one(b)})"
 
         out[col] = [cell(v, a, b) for v, a, b in zip(df[col], df[lo], df[hi], strict=True)]

@@ -66,7 +66,8 @@ def describe_voc(result, terms=None) -> list[str]:
             lines.append(
                 f"{len(sig)} of {len(w)} wave-to-wave changes survive the Holm correction; e.g. "
                 f"{r.group if r.within != 'all' else 'overall'} {r.from_wave} to {r.to_wave}: "
-                f"NPS {_pts(r.nps_change)} points, CSAT share {r.csat_change:+.0%}."
+                f"NPS {_pts(r.nps_change)} points, CSAT share {_pts(r.csat_change * 100)} "
+                "percentage points."
             )
         else:
             lines.append(
