@@ -10,7 +10,8 @@ From the steps come:
 - :func:`stage_sequences`: each customer's stage path, furthest stage and regressions;
 - :func:`stage_paths`: the distinct stage paths with their counts;
 - :func:`stage_transitions`: counts of every (from stage -> to stage) move, with ``(start)`` and
-  ``(end)``, each classed as progression, skip, regression or repeat;
+  ``(end)``, each classed as progression, skip, regression or repeat (moves from ``(start)`` and
+  into ``(end)``: ``start`` and ``end``);
 - :func:`furthest_stage`: how many customers got how far.
 
 The reductions run in the engine (DuckDB or Spark) and only small tables come back, except
@@ -127,7 +128,8 @@ def stage_paths(
     """The most common stage paths: ``path, customers, share, share_low, share_high``.
 
     ``share`` = customers with that exact path / customers with at least one mapped event, with a
-    Wilson interval. ``top=None`` returns every path. Paths taken by fewer than
+    Wilson interval. Most common first, equally common paths by path name; ``top=None``
+    returns every path. Paths taken by fewer than
     ``min_customers`` customers are left out (privacy: reports show no small groups).
     """
     if top is not None and (not isinstance(top, int) or top < 1):

@@ -142,6 +142,9 @@ def kaplan_meier(
 
 
 def _quantile(values: np.ndarray, counts: np.ndarray, q: float) -> float:
+    """The empirical quantile of a histogram (Hyndman & Fan type 1, the inverse of the empirical
+    distribution): the smallest value with at least ``q`` of the counts at or below it, so a
+    median is always a duration that occurred (of 1 h and 2 h, 1 h)."""
     if counts.sum() == 0:
         return float("nan")
     cum = np.cumsum(counts) / counts.sum()
@@ -152,8 +155,9 @@ def timing_tables(hist: pd.DataFrame, labels: list[str]) -> tuple[pd.DataFrame, 
     """``(timing, km)`` from the duration histogram (one Kaplan-Meier fit per step).
 
     ``timing``, per step: converters, median and quartiles (and p90) of time to convert among
-    them, and the Kaplan-Meier median (the time by which half of the units would convert,
-    censoring handled; missing when fewer than half ever do). ``km``: the Kaplan-Meier curves of
+    them (empirical quantiles, :func:`_quantile`), and the Kaplan-Meier median (the time by
+    which half of the units would convert, censoring handled; missing when fewer than half ever
+    do). ``km``: the Kaplan-Meier curves of
     every step, stacked (``step, label, hours, converted, ...``). Times in hours.
     """
     rows, curves = [], []
