@@ -20,7 +20,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from cjlib.checks import check_pandas_timestamps, coerce, infer_properties, validate
+from cjlib.checks import NOTES, check_pandas_timestamps, coerce, infer_properties, validate
 from cjlib.duplicates import duplicates as _duplicates
 from cjlib.engine import Engine, get_engine
 from cjlib.schema import COLUMN_MAPS, SchemaError, TableSpec, resolve_column_map, spec_for
@@ -246,6 +246,7 @@ def _load(
                 f"start={start}, end={end}, filters={dict(filters or {})})",
             )
         t, n_dupes, notes = _duplicates(t, table, engine, duplicates, duplicate_keys, keep=keep)
+        notes += [f"{column}: {n:,} {NOTES[kind]}" for (column, kind), n in counts["notes"].items()]
         if keep and first is None:  # kept only after the period and filters: convert now
             engine.categorize(t, text)
     except Exception:

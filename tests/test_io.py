@@ -494,6 +494,34 @@ def test_ambiguous_dates_need_a_format(write_csv, which, request):
         assert got["timestamp"].max() == pd.Timestamp("2024-03-13 10:00", tz="UTC")
 
 
+@pytest.mark.parametrize("which", ["duckdb", "spark"])
+def test_whole_number_ids_written_as_floats_match_across_tables(write_csv, which, request):
+    """UCI's Online Retail export writes 'Customer ID' as 13085.0 (a float column: some rows have
+    none); the customers table says 13085. The '.0' is dropped and reported, so the tables join;
+    leading zeros and real fractions are left alone."""
+    from cjlib.engine import Engine
+
+    engine = Engine.duckdb() if which == "duckdb" else request.getfixturevalue("spark_engine")
+    events = pd.DataFrame({"Customer ID": ["13085.0", "13085.0", "00123", "1.5", ""],
+                           "InvoiceDate": ["12/1/2009 7:45", "12/13/2009 17:06", "12/1/2009 8:00",
+                                           "12/2/2009 9:00", "12/2/2009 9:30"]})  # fmt: skip
+    loaded = cj.load_events(
+        write_csv(events, "retail.csv"),
+        column_map={"Customer ID": "customer_id", "InvoiceDate": "timestamp"},
+        constants={"event": "purchase"},
+        engine=engine,
+    )
+    got = loaded.to_pandas().sort_values("timestamp")
+    assert got["customer_id"].tolist() == ["13085", "00123", "1.5", "13085"]
+    assert got["timestamp"].iloc[-1] == pd.Timestamp("2009-12-13 17:06", tz="UTC")  # month first
+    assert "customer_id: 2 ids such as '13085.0'" in loaded.report.notes[0]
+    assert loaded.report.dropped == {"rows without customer_id": 1}
+    customers = cj.load_customers(pd.DataFrame({"customer_id": ["13085"], "region": ["UK"]}),
+                                  engine=engine)  # fmt: skip
+    joined = loaded.expr.join(customers.expr, "customer_id")
+    assert engine.to_pandas(joined.count()) == 2
+
+
 def test_constants_fill_missing_columns(write_csv, engine):
     """An order table (customer_id, order_date, revenue: the R package rfm's layout) has no event
     column; constants={'event': 'purchase'} makes it a log of purchases. A constant for a column
