@@ -115,8 +115,10 @@ def coerce(
         col = t[name]
         if role in ("id", "text"):
             text = col.cast("string")
-            if role == "id" and col.type().is_floating():
-                text = col.cast("int64").cast("string")  # 12345.0 -> "12345"
+            if role == "id" and col.type().is_floating():  # 12345.0 -> "12345"; a fraction
+                # stays (GA4's user_pseudo_id 1026454.4271112504 read by pandas as a float)
+                whole = col == col.round()
+                text = ibis.ifelse(whole, col.cast("int64").cast("string"), col.cast("string"))
             elif role == "id" and col.type().is_string():
                 # "13085.0": a whole-number id written by a float column (a spreadsheet, pandas
                 # with a missing value); read as "13085" so it matches the other tables' ids

@@ -520,6 +520,13 @@ def test_whole_number_ids_written_as_floats_match_across_tables(write_csv, which
                                   engine=engine)  # fmt: skip
     joined = loaded.expr.join(customers.expr, "customer_id")
     assert engine.to_pandas(joined.count()) == 2
+    # a float column in pandas: whole numbers lose the '.0', fractions stay (GA4's
+    # user_pseudo_id); they were cut to integers, merging 1026454.4271 and 1026454.9 with 1026454
+    day = pd.Timestamp("2026-01-01", tz="UTC")
+    floats = pd.DataFrame({"customer_id": [13085.0, 1026454.4271, 1026454.9, 1026454.0, None],
+                           "timestamp": day, "event": "x"})  # fmt: skip
+    ids = cj.load_events(floats, engine=engine, duplicates="ignore").to_pandas()["customer_id"]
+    assert sorted(ids) == ["1026454", "1026454.4271", "1026454.9", "13085"]
 
 
 def test_constants_fill_missing_columns(write_csv, engine):
