@@ -25,8 +25,10 @@ def _timestamp_expr(col: ir.Column, table: str, name: str, engine: Engine, fmt: 
     """(parsed UTC timestamp, checks) for one column; checks are ``{label: bool expr}``.
 
     Text is read as ISO 8601 by the engine's cast, as epoch numbers when it holds only those,
-    and otherwise in the day-first, month-first or named-month formats that
-    :func:`cjlib.timeformats.detect` finds (``fmt``: one strptime format, given by the user)."""
+    and otherwise in the day-first, month-first, year-first (``20201101``) or named-month formats
+    that :func:`cjlib.timeformats.detect` finds (``fmt``: one strptime format, given by the
+    user). Numbers are epoch seconds, milliseconds, microseconds or nanoseconds by magnitude,
+    except integers from 19000101 to 21001231, which are dates written as ``YYYYMMDD``."""
     import ibis
 
     from cjlib import timeformats
@@ -63,7 +65,15 @@ def _timestamp_expr(col: ir.Column, table: str, name: str, engine: Engine, fmt: 
     if dtype.is_date():
         return col.cast(utc), {}
     if dtype.is_integer() or dtype.is_floating():
-        biggest = engine.to_pandas(col.abs().max())
+        span = engine.to_pandas(col.name("v").as_table().aggregate(lo=col.min(), hi=col.max()))
+        lo, hi = span["lo"].iloc[0], span["hi"].iloc[0]
+        if dtype.is_integer() and lo == lo and _YYYYMMDD[0] <= lo and hi <= _YYYYMMDD[1]:
+            # 20201101: a date written as a number (GA4's event_date, CDNOW), not seconds in
+            # August 1970
+            text = col.cast("string")
+            parsed = timeformats.parse(text, ("%Y%m%d",), engine)
+            return parsed, {"unparseable": col.notnull() & parsed.isnull()}
+        biggest = max(abs(lo), abs(hi)) if lo == lo else None
         unit = "s"
         for limit, candidate in ((1e17, "ns"), (1e14, "us"), (1e11, "ms")):
             if biggest is not None and biggest == biggest and biggest > limit:
@@ -75,6 +85,7 @@ def _timestamp_expr(col: ir.Column, table: str, name: str, engine: Engine, fmt: 
     raise SchemaError(table, name, f"cannot read a timestamp from a column of type {dtype}")
 
 
+_YYYYMMDD = (19000101, 21001231)  # integers in this range are dates, not epoch seconds
 _EPOCH_TEXT = r"^[+-]?\d{9,19}(\.\d+)?$"  # 9+ digits: epoch seconds from 1973 on, ms, us, ns
 
 
@@ -188,8 +199,8 @@ _NOT_A_NUMBER = (
 )
 _UNREADABLE = (
     "read are ISO 8601 (2024-03-13 09:05:00), epoch numbers, and dates such as 13/03/2024, "
-    "03/13/2024 9:05 PM, 13.03.2024 or Mar 13, 2024; for another layout pass timestamp_format "
-    "(strptime codes, e.g. '%d/%m/%Y %H:%M')"
+    "03/13/2024 9:05 PM, 13.03.2024, 20240313 or Mar 13, 2024; for another layout pass "
+    "timestamp_format (strptime codes, e.g. '%d/%m/%Y %H:%M')"
 )
 
 

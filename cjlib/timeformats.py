@@ -40,7 +40,7 @@ DAY_FIRST = _with_times(("%d/%m/%y", "%d/%m/%Y", "%d.%m.%y", "%d.%m.%Y", "%d-%m-
 MONTH_FIRST = _with_times(("%m/%d/%y", "%m/%d/%Y", "%m-%d-%Y"))
 # unambiguous however the rest is written: year first, or the month as a word
 NAMED = _with_times(
-    ("%Y/%m/%d", "%Y.%m.%d", "%d %b %Y", "%d-%b-%y", "%d-%b-%Y", "%b %d, %Y", "%b %d %Y",
+    ("%Y%m%d", "%Y/%m/%d", "%Y.%m.%d", "%d %b %Y", "%d-%b-%y", "%d-%b-%Y", "%b %d, %Y", "%b %d %Y",
      "%d %B %Y", "%B %d, %Y", "%B %d %Y")
 )  # fmt: skip
 ISO_START = r"^\s*[+-]?\d{4}-\d{1,2}-\d{1,2}"  # what the engine's own cast reads
@@ -68,10 +68,14 @@ def check_format(fmt: str) -> str:
 
 
 def _java(fmt: str) -> str:
+    """The Java pattern of ``fmt``; codes with no separator between them (``%Y%m%d``) take
+    fixed two-digit widths (``yyyyMMdd``): Java cannot split ``yyyyMd``."""
     out, i = [], 0
     while i < len(fmt):
         if fmt[i] == "%":
-            out.append(_JAVA[fmt[i + 1]])
+            letters = _JAVA[fmt[i + 1]]
+            packed = fmt[i + 2 : i + 3] == "%" or (i >= 2 and fmt[i - 2] == "%")
+            out.append(letters * 2 if packed and len(letters) == 1 else letters)
             i += 2
         else:
             out.append(f"'{fmt[i]}'" if fmt[i].isalpha() else fmt[i])

@@ -158,7 +158,8 @@ def test_epoch_numbers_in_a_csv_are_timestamps(write_csv, which, request):
     """GA4's event_timestamp exported to CSV (microseconds since 1970) and Unix seconds or
     milliseconds read as text, and every row was "a timestamp that cannot be read". The unit
     follows from the size (as for numeric columns): 1767261600 s = 1767261600000 ms =
-    1767261600000000 us = 2026-01-01 10:00 UTC. Eight-digit dates are not taken for seconds."""
+    1767261600000000 us = 2026-01-01 10:00 UTC. Eight-digit dates are dates (YYYYMMDD), not
+    seconds."""
     from cjlib.engine import Engine
     from cjlib.schema import SchemaError
 
@@ -177,8 +178,11 @@ def test_epoch_numbers_in_a_csv_are_timestamps(write_csv, which, request):
         got = got.sort_values("customer_id")["timestamp"].tolist()
         assert got == [want, want + pd.Timedelta(minutes=1)], scale
     dates = pd.DataFrame({"customer_id": ["a"], "timestamp": ["20260101"], "event": ["x"]})
+    got = cj.load_events(write_csv(dates, "dates.csv"), engine=engine).to_pandas()
+    assert got["timestamp"].tolist() == [pd.Timestamp("2026-01-01", tz="UTC")]
     with pytest.raises(SchemaError, match="timestamps that cannot be read"):
-        cj.load_events(write_csv(dates, "dates.csv"), engine=engine)
+        bad = dates.assign(timestamp=["20261301"])  # no 13th month
+        cj.load_events(write_csv(bad, "bad_dates.csv"), engine=engine)
 
 
 def test_unparseable_timestamps(tiny_events, write_csv, engine):
@@ -446,6 +450,8 @@ def test_day_first_month_first_and_named_dates(write_csv, which, request):
         # two-digit years: 69-99 are 19xx and 00-68 20xx on both engines (POSIX strptime)
         "two_digit_years": (["13/03/99 10:00", "01/03/68"], ["1999-03-13 10:00", "2068-03-01"]),
         "named_two_digit": (["13-Mar-99", "01-Mar-24 08:00"], ["1999-03-13", "2024-03-01 08:00"]),
+        # GA4's event_date and CDNOW write dates as YYYYMMDD
+        "yyyymmdd": (["20240301", "20240313 09:05"], ["2024-03-01", "2024-03-13 09:05"]),
         "mixed_with_iso": (["2024-03-01T12:00:00", "13/03/2024 09:05"],
                            ["2024-03-01 12:00", "2024-03-13 09:05"]),
     }  # fmt: skip
@@ -454,6 +460,13 @@ def test_day_first_month_first_and_named_dates(write_csv, which, request):
         got = cj.load_events(write_csv(df, f"{name}.csv"), engine=engine).to_pandas()
         got = got.sort_values("customer_id")["timestamp"].tolist()
         assert got == [pd.Timestamp(w, tz="UTC") for w in want], name
+    # as numbers: 20240313 is a date, not 20,240,313 seconds (August 1970); 1.7e9 is seconds
+    seconds = ["2023-11-14 22:13:20", "2023-11-14 22:14:20"]
+    for numbers, want in (([20240301, 20240313], ["2024-03-01", "2024-03-13"]),
+                          ([1700000000, 1700000060], seconds)):
+        df = pd.DataFrame({"customer_id": ["a", "b"], "timestamp": numbers, "event": ["x", "y"]})
+        got = cj.load_events(df, engine=engine).to_pandas().sort_values("customer_id")
+        assert got["timestamp"].tolist() == [pd.Timestamp(w, tz="UTC") for w in want]  # fmt: skip
 
 
 @pytest.mark.parametrize("which", ["duckdb", "spark"])
