@@ -34,6 +34,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 import pytest
+from test_funnels import ROWS as TOY
 
 from cjlib.funnels import funnel
 
@@ -590,15 +591,6 @@ def test_strict_hold_ignores_other_customers(engine):
 
 
 # The oracle itself, on the hand-counted toy log of tests/test_funnels.py (no cjlib call).
-TOY = [
-    ("a", 0, "A"), ("a", 1, "B"), ("a", 2, "C"),
-    ("b", 0, "A"), ("b", 1, "C"), ("b", 2, "B"),
-    ("c", 0, "B"), ("c", 1, "C"),
-    ("d", 0, "A"), ("d", 1, "X"), ("d", 2, "B"), ("d", 3, "C"),
-    ("e", 0, "A"), ("e", 0, "B"), ("e", 0, "C"),
-    ("f", 0, "A"), ("f", 50, "B"), ("f", 51, "C"),
-    ("g", 100, "A"),
-]  # fmt: skip
 ABC = ["A", "B", "C"]
 
 
