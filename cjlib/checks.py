@@ -130,12 +130,12 @@ def coerce(
                 # stays (GA4's user_pseudo_id 1026454.4271112504 read by pandas as a float)
                 whole = col == col.round()
                 text = ibis.ifelse(whole, col.cast("int64").cast("string"), col.cast("string"))
-            elif role == "id" and col.type().is_string():
+            elif role == "id" and col.type().is_string() and _float_ids(col, engine):
                 # "13085.0": a whole-number id written by a float column (a spreadsheet, pandas
                 # with a missing value); read as "13085" so it matches the other tables' ids
-                floaty = text.strip().re_search(_FLOAT_ID)
+                floaty = text.re_search(_FLOAT_ID)
                 checks[(name, "float_id")] = floaty.fill_null(False)
-                text = ibis.ifelse(floaty, text.strip().re_replace(r"\.0+$", ""), text)
+                text = ibis.ifelse(floaty, text.re_replace(r"\.0+$", ""), text)
             values[name] = ibis.cases((_blank(text), ibis.null("string")), else_=text)
         elif role == "timestamp":
             parsed, ts_checks = _timestamp_expr(col, spec.name, name, engine, timestamp_format)
@@ -186,6 +186,14 @@ def check_pandas_timestamps(df: pd.DataFrame, spec: TableSpec) -> None:
 
 
 _FLOAT_ID = r"^[0-9]+\.0+$"
+
+
+def _float_ids(col: ir.StringColumn, engine: Engine) -> bool:
+    """Whether the column's first values include ids such as '13085.0' (only then is every
+    value tested: a regular expression on every id of a large log costs seconds)."""
+    return bool(_sample(col, engine).str.fullmatch(_FLOAT_ID).any())
+
+
 # counted, not refused: reported as notes by the loader
 NOTES = {"float_id": "ids such as '13085.0' (a float export) read without the '.0'"}
 _MESSAGES = {

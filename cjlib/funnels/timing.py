@@ -157,8 +157,8 @@ def timing_tables(hist: pd.DataFrame, labels: list[str]) -> tuple[pd.DataFrame, 
     ``timing``, per step: converters, median and quartiles (and p90) of time to convert among
     them (empirical quantiles, :func:`_quantile`), and the Kaplan-Meier median (the time by
     which half of the units would convert, censoring handled; missing when fewer than half ever
-    do). ``km``: the Kaplan-Meier curves of
-    every step, stacked (``step, label, hours, converted, ...``). Times in hours.
+    do). ``km``: the Kaplan-Meier curves of every step, stacked (``step, label, hours,
+    converted, ...``). Times in hours.
     """
     rows, curves = [], []
     for step, g in hist.groupby("step"):
