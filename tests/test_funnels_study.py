@@ -44,6 +44,11 @@ def test_trend_test_matches_r():
     slope, p = trend_test([15, 10, 5], [30, 30, 30])
     assert slope == pytest.approx(-1 / 6)
     assert p == pytest.approx(0.006170, abs=1e-6)
+    # two cohorts: R's prop.trend.test(c(15, 5), c(30, 30)) = prop.test without correction,
+    # X-squared = (1/2 - 1/6)^2 / (1/3 * 2/3 * (1/30 + 1/30)) = 7.5 again; slope = -1/3
+    slope, p = trend_test([15, 5], [30, 30])
+    assert slope == pytest.approx(-1 / 3) and p == pytest.approx(0.006170, abs=1e-6)
+    assert np.isnan(trend_test([15], [30])[1])
 
 
 def test_drivers_by_hand(engine):

@@ -13,7 +13,8 @@ for every step (2..n) and for the whole funnel compares the segment's conversion
 else's: pooled two-proportion z test, p-values adjusted over all comparisons in the table (Holm by
 default, Benjamini-Hochberg on request), difference with Newcombe's interval. Customers with no
 segment value form ``(none)``. Segments with fewer entrants than ``min_size`` are suppressed:
-their numbers are blank and they are not tested (they stay in "the rest" of the others).
+their numbers (and their rest's rate, which with the whole funnel would give theirs back) are
+blank and they are not tested (they stay in "the rest" of the others).
 """
 
 from __future__ import annotations
@@ -206,8 +207,9 @@ def funnel_segments(
     p = np.where(sup, np.nan, p)
     table["p_value"] = p
     table["p_adjusted"] = adjust(p, adjust_method)
-    numeric = ["x", "n", "conversion", "conversion_low", "conversion_high", "difference",
-               "difference_low", "difference_high"]  # fmt: skip
+    # the rest's rate too: with the whole funnel's counts it would give the segment's back
+    numeric = ["x", "n", "conversion", "conversion_low", "conversion_high", "rest_conversion",
+               "difference", "difference_low", "difference_high"]  # fmt: skip
     table.loc[sup, numeric] = np.nan
     table = table.rename(columns={"x": "converted", "n": "denominator"})
     table[["converted", "denominator"]] = table[["converted", "denominator"]].astype("Int64")

@@ -3,12 +3,14 @@
 A cohort is the set of units whose entry falls in the same calendar week (Monday start, UTC) or
 month. Its conversion is the whole-funnel conversion (last step / entrants, in-progress excluded,
 as in the funnel table). A cohort is *incomplete* when some of its entrants could still convert
-at the data end: its last possible entry plus the window is after ``as_of`` (with no window:
-the cohort period itself is not over). Incomplete cohorts are shown but left out of the trend.
+at the data end: its last possible entry (the cohort's end, or the funnel period's end when
+that comes first) plus the window is after ``as_of`` (with no window: that end is after
+``as_of``). Incomplete cohorts are shown but left out of the trend.
 
 The trend over complete cohorts is the Cochran-Armitage test for a linear trend in proportions
-(Armitage 1955; R ``prop.trend.test``), with the slope in percentage points per cohort from the
-weighted least-squares line it rests on.
+(Armitage 1955; R ``prop.trend.test``; with two cohorts it is the two-proportion chi-square
+test), with the slope (change in conversion, as a proportion, per cohort) from the weighted
+least-squares line it rests on.
 """
 
 from __future__ import annotations
@@ -36,7 +38,7 @@ def trend_test(x, n) -> tuple[float, float]:
     x, n = np.asarray(x, dtype=float), np.asarray(n, dtype=float)
     ok = n > 0
     x, n = x[ok], n[ok]
-    if len(n) < 3:
+    if len(n) < 2:
         return np.nan, np.nan
     s = np.arange(len(n), dtype=float)
     p = x.sum() / n.sum()
@@ -98,6 +100,8 @@ def funnel_trends(
         start = pd.Timestamp(start)
         start = start.tz_localize("UTC") if start.tzinfo is None else start.tz_convert("UTC")
         end = start + (length if length is not None else pd.DateOffset(months=1))
+        if spec.period[1] is not None:  # entries stop at the period end
+            end = min(end, spec.period[1])
         last = step_table(g.drop(columns="cohort"), spec, confidence=confidence).iloc[-1]
         window = pd.Timedelta(seconds=spec.window) if spec.window is not None else None
         incomplete = end > as_of if window is None else end + window > as_of
