@@ -82,7 +82,10 @@ def touch_weights(
     half_life: float = 7.0,
     _ctx: tuple | None = None,
 ) -> np.ndarray:
-    """Weight of every touch under ``model`` (a name in :data:`RULE_MODELS`)."""
+    """Weight of every touch under ``model`` (a name in :data:`RULE_MODELS`). Time decay here
+    counts touches back from the last one; journeys built from events with their touch times
+    carry day-based weights instead (``Journeys.decay_conversions``), which
+    :func:`rule_credits` and :func:`rule_unit_matrix` use."""
     lengths, pos, plen = _ctx or _context(j)
     if model == "first_touch":
         return (pos == 0).astype(float)
@@ -149,7 +152,7 @@ def rule_credits(
     Computed per path where the rule only needs the path's ends (first, last, position-based
     end points) and with closed forms elsewhere (time decay normalises by a geometric sum), so
     all seven models cost a few passes over the touches; :func:`touch_weights` gives the same
-    numbers touch by touch.
+    numbers touch by touch (time decay: for journeys without touch times).
     """
     n = len(j.channels)
     bad = [m for m in models if m not in RULE_MODELS]

@@ -224,7 +224,10 @@ def _touch_table(
         is_conv=is_conv.cast("int64"),
         revenue=ibis.ifelse(is_conv, revenue, 0.0),
     )
-    w = ibis.cumulative_window(group_by="customer_id", order_by=["timestamp", "is_conv", "channel"])
+    # simultaneous conversions: the smaller value closes the journey, whatever the rows' order
+    w = ibis.cumulative_window(
+        group_by="customer_id", order_by=["timestamp", "is_conv", "channel", "revenue"]
+    )
     e = e.mutate(k=e.is_conv.sum().over(w) - e.is_conv)
     convs = e.filter(e.is_conv == 1).select(
         "customer_id", "k", conv_time="timestamp", conv_value="revenue"
@@ -255,10 +258,12 @@ def touch_journeys(
     ``conversion_event`` closes the customer's current journey; touches after it start the next
     one. A touch belongs to a journey only if it is at most ``lookback_days`` before the journey's
     end (its conversion, or for a journey that did not convert, its last touch). Touches at the
-    same instant as a conversion count before it. ``collapse_repeats`` merges consecutive touches
-    on the same channel into one (the first). Conversions with no touch in the window are not
-    attributed and are counted in ``unattributed``. ``half_life`` (days) sets time-decay weights
-    ``0.5 ** (days before conversion / half_life)``, normalised within each journey.
+    same instant as a conversion count before it; of two conversions at one instant, the one with
+    the smaller value closes the journey (the other has no touches). ``collapse_repeats`` merges
+    consecutive touches on the same channel into one (the first). Conversions with no touch in
+    the window are not attributed and are counted in ``unattributed``. ``half_life`` (days) sets
+    time-decay weights ``0.5 ** (days before conversion / half_life)``, normalised within each
+    journey.
     """
     import ibis
 
@@ -300,7 +305,10 @@ def touch_journeys(
         per = j.group_by(key).aggregate(
             keys=tag.collect(), converted=j.converted.max(), value=j.conv_value.max().fill_null(0.0)
         )
-        per = per.mutate(path=per.keys.sort().join(SEP).re_replace(r"[0-9]{9}\|", ""))
+        # drop the position tags: each follows the start or a separator (channel names cannot
+        # hold '>', but may hold '123456789|')
+        tagged = (SEP + per.keys.sort().join(SEP)).re_replace(f"{SEP}[0-9]{{9}}\\|", SEP)
+        per = per.mutate(path=tagged.substr(len(SEP)))
         kept.append(engine.materialize(per.drop("keys"), prefix="cjlib_journeys"))
         per = kept[1]
         paths = per.group_by("path").aggregate(
