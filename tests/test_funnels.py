@@ -161,6 +161,12 @@ def test_journeys_count_re_entries(engine):
     assert col(f, "customers") == [3, 2, 1]
     unique = funnel(frame(rows), STEPS, window=None, engine=engine)
     assert col(unique, "customers") == [1, 1, 1]
+    # with a 7-day window and the data end at hour 10, the journey (0, 2) that stopped at B has
+    # dropped, not in progress: the entry at hour 2 ended it (found by the oracle test);
+    # (10, -) is in progress towards B
+    f = funnel(frame(rows), STEPS, window="7D", count="journeys", engine=engine)
+    assert col(f, "in_progress") == [0, 1, 0] and col(f, "dropped") == [0, 0, 1]
+    assert col(f, "customers") == [3, 2, 1] and f.entered == 3
 
 
 def test_entry_first_ever_or_first_in_period(engine):

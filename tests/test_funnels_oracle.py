@@ -248,7 +248,10 @@ class Oracle:
                 t_next = starts[j + 1] if j + 1 < len(starts) else INF
                 sub = [e for e in evs if t_s <= e.t < t_next]
                 pos = next(q for q, e in enumerate(sub) if self.matches(1, e))
-                out.append(self.run_ordered(sub, pos, 1))
+                entry, k, status = self.run_ordered(sub, pos, 1)
+                if status == "in_progress" and t_next <= self.as_of:
+                    status = "dropped"  # the next entry ended the journey (found: in progress)
+                out.append((entry, k, status))
             return out
         pos = self.pick_entry(evs, lambda e: self.matches(1, e))
         return [] if pos is None else [self.run_ordered(evs, pos, 1, rank)]

@@ -280,6 +280,8 @@ def _status(prep: Prepared, w: ir.Table) -> ir.Table:
         if spec.window is None:
             continue
         open_ = w.t_entry > prep.open_after(spec.window)
+        if spec.count == "journeys":  # the customer's next entry ends the journey
+            open_ = open_ & (w.t_next.isnull() | (w.t_next > prep.open_after(0)))
         hi = spec.max_gap[k - 2] if k >= 2 else None
         if hi is not None:
             open_ = open_ & (w[f"t_{k - 1}"] > prep.open_after(hi))

@@ -41,7 +41,8 @@ Rules (the same on every engine):
   of the entry step; journeys are counted (closed mode only).
 - **In progress.** A customer who has not reached the next step and could still do it when the
   data end (``as_of``, default the last event in the data) is *in progress*, not dropped:
-  the window from entry and the step's maximum gap are both still open.
+  the window from entry and the step's maximum gap are both still open (and, for journeys, the
+  customer has not entered again: the next entry ends a journey).
 """
 
 from __future__ import annotations

@@ -66,6 +66,8 @@ def _open(t: Any, prep: Prepared, k: int) -> Any:
         return ibis.literal(False)
     # p_end = entry + window, so entry > as_of - window <=> p_end > (as_of - window) + window
     cond = t.p_end > prep.open_after(spec.window) + dt.timedelta(seconds=spec.window)
+    if spec.count == "journeys":  # the customer's next entry ends the journey
+        cond = cond & (t.p_next.isnull() | (t.p_next > prep.open_after(0)))
     hi = spec.max_gap[k - 2]
     if hi is not None:
         cond = cond & (t.p_ts > prep.open_after(hi))
@@ -105,13 +107,16 @@ def tables(
 
     def follow_up(t: Any, k: int) -> tuple[Any, Any]:
         """(status if the unit stops at step k-1, microseconds from step k-1 to the follow-up
-        end: the data end, the window end or the maximum gap, whichever comes first)."""
+        end: the data end, the window end, the maximum gap or, for journeys, the next entry,
+        whichever comes first)."""
         end = as_of
         if spec.window is not None:
             end = ibis.least(end, us(t.p_end))
         hi = spec.max_gap[k - 2]
         if hi is not None:
             end = ibis.least(end, us(t.p_ts) + hi * 1_000_000)
+        if spec.count == "journeys":  # or the next entry, which ends the journey
+            end = ibis.least(end, us(t.p_next).coalesce(as_of))
         status = ibis.ifelse(_open(t, prep, k), _CODE["in_progress"], _CODE["dropped"])
         return status, end - us(t.p_ts)
 

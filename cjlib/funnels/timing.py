@@ -78,6 +78,8 @@ def duration_counts(
         hi = spec.max_gap[k - 2] if not any_order else None
         if hi is not None:
             end = ibis.least(end, start + hi * 1_000_000)
+        if spec.count == "journeys":  # the next entry ends the journey
+            end = ibis.least(end, us(units.t_next).coalesce(as_of))
         if f"xt_{k}" in units.columns:
             end = us(units[f"xt_{k}"]).coalesce(end)
         censored = start.notnull() & units[f"t_{k}"].isnull()
