@@ -10,7 +10,8 @@ Rules (the same on every engine):
   names are matched exactly.
 - **Modes.** ``closed``: customers enter at step 1 and must do the steps in order. ``open``
   (as GA4 offers): customers enter at the step of their first funnel event (the lowest step
-  number when that event matches several) and continue in order from there. ``any_order``:
+  number when that event, or the events at that same instant, match several) and continue in
+  order from there. ``any_order``:
   customers enter at their first funnel event; step *k* is reached when steps 1..k all
   occur, in any order, within the window from entry.
 - **strict** (closed and open modes): each step must be the customer's very next event after the
@@ -34,11 +35,13 @@ Rules (the same on every engine):
 - **Hold constant.** ``hold="session_id"``: all steps of a journey must share that column's
   value (events with no value are left out); a customer counts with their furthest attempt.
 - **Entry.** ``entry="first"``: the customer's first ever entry, counted when it falls in
-  ``period``; ``"first_in_period"``: the first entry inside ``period``. The period bounds the
-  entry only; later steps may fall after it.
+  ``period``; ``"first_in_period"``: the first entry inside ``period``. The period
+  ``(start, end)`` includes its start and excludes its end, and bounds the entry only; later
+  steps may fall after it.
 - **Counting.** ``count="customers"`` (default): unique customers. ``"journeys"``: every
-  occurrence of the entry step starts a journey, which runs until the customer's next occurrence
-  of the entry step; journeys are counted (closed mode only).
+  occurrence of the entry step starts a journey (occurrences at one instant start one), which
+  runs until the customer's next occurrence of the entry step (events before it); journeys are
+  counted (closed mode only).
 - **In progress.** A customer who has not reached the next step and could still do it when the
   data end (``as_of``, default the last event in the data) is *in progress*, not dropped:
   the window from entry and the step's maximum gap are both still open (and, for journeys, the
