@@ -136,8 +136,10 @@ def journey_map(
     model = stages or five_stage()
     ev, engine = as_table(events, engine)
     sv = as_table(surveys, engine)[0] if surveys is not None else None
+    # a file path, a DataFrame or an Ibis table (never tested for truth: a table has none)
+    given = persona is not None and not (isinstance(persona, str) and not persona)
     if segment is not None:
-        if persona is None or persona == "":
+        if not given:
             raise ValueError(
                 "segment names a persona, so persona (a customer_id,persona file) is needed"
             )
@@ -180,7 +182,7 @@ def journey_map(
         from cjlib.voc.breakdown import aggregate, prepare_surveys, voc_scores
 
         dims = ("stage", "touchpoint", "channel", "wave") + (
-            ("persona",) if persona and segment is None else ()
+            ("persona",) if given and segment is None else ()
         )
         voc_result = voc_scores(
             sv,
@@ -196,6 +198,7 @@ def journey_map(
         prepared, _, missing = prepare_surveys(sv, stages=model, engine=engine)
         if "touchpoint" not in missing and "stage" not in missing:
             tp = aggregate(prepared, ["touchpoint", "stage"], engine)
+            tp = tp[tp["stage"].isin(model.stages)]  # not the answers without a stage
             tp = tp.sort_values(["responses", "stage"], ascending=[False, True])
             tp_stage = tp.drop_duplicates("touchpoint").set_index("touchpoint")["stage"].to_dict()
     pains = pain_points(
@@ -258,8 +261,8 @@ def _stage_frame(furthest, with_events, slow, voc, actions, channels, pains, top
         for col in cols:
             out[col] = np.nan
         out["answers"] = 0
-    out["actions"] = out["stage"].map(actions).fillna("")
-    out["channels"] = out["stage"].map(channels).fillna("")
+    out["actions"] = [actions.get(s, "") for s in out["stage"]]
+    out["channels"] = [channels.get(s, "") for s in out["stage"]]
     pain = {}
     for _, r in pains.iterrows():
         if r.stage and len(pain.get(r.stage, [])) < top_pain:
@@ -275,9 +278,19 @@ def _fmt(x: float, spec: str, na: str = "—") -> str:
     return na if x is None or (isinstance(x, float) and np.isnan(x)) else format(x, spec)
 
 
+def _with_interval(x: float, low: float, high: float, spec: str, dash: str, n: str = "") -> str:
+    """``4.20 (3.90–4.50; 12 answers)``; without an interval (one answer) ``4.00 (1 answer)``."""
+    if np.isnan(x):
+        return "—"
+    inside = [] if np.isnan(low) or np.isnan(high) else [f"{low:{spec}}{dash}{high:{spec}}"]
+    inside += [n] if n else []
+    return f"{x:{spec}}" + (f" ({'; '.join(inside)})" if inside else "")
+
+
 def _wide(s: pd.DataFrame) -> pd.DataFrame:
     cells = {}
     for _, r in s.iterrows():
+        answers = f"{r.answers:,} answer{'' if r.answers == 1 else 's'}"
         cells[r.stage] = [
             r.actions or "—",
             r.channels or "—",
@@ -287,11 +300,8 @@ def _wide(s: pd.DataFrame) -> pd.DataFrame:
             else f"{r.conversion_next:.1%} "
             f"({r.conversion_next_low:.1%}–{r.conversion_next_high:.1%})",
             duration_text(r.median_dwell_hours),
-            "—"
-            if np.isnan(r.csat_mean)
-            else f"{r.csat_mean:.2f} ({r.csat_mean_low:.2f}–{r.csat_mean_high:.2f}; "
-            f"{r.answers:,} answers)",
-            "—" if np.isnan(r.nps) else f"{r.nps:+.0f} ({r.nps_low:+.0f} to {r.nps_high:+.0f})",
+            _with_interval(r.csat_mean, r.csat_mean_low, r.csat_mean_high, ".2f", "–", answers),
+            _with_interval(r.nps, r.nps_low, r.nps_high, "+.0f", " to "),
             r.pain or "—",
         ]
     return pd.DataFrame({"row": list(ROWS), **cells})

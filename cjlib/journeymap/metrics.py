@@ -110,7 +110,11 @@ def stage_metrics(
         last_ts=t.timestamp.max(),
         n_events=t.count(),
         furthest=t.stage_index.max(),
-        first_stage=t.stage_index.argmin(t.timestamp),
+        # the stage of the first event; at one instant the earliest stage (the journeys' tie
+        # rule), an unmapped event last: never the row order
+        first_stage=t.stage_index.argmin(
+            engine.epoch_us(t.timestamp) * (len(names) + 1) + t.stage_index.fill_null(len(names))
+        ),
         sessions=engine.count_distinct(t.session_id) if has_sess else ibis.literal(0),
         orders=t.is_order.sum(),
         first_order=ibis.ifelse(t.is_order == 1, t.timestamp, ibis.null("timestamp")).min(),

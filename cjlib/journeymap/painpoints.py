@@ -61,7 +61,8 @@ def _excess(r: Any, o: Any, confidence: float):
 
 
 def slow_steps(events: Any, stages: Any, *, engine: Engine | None = None) -> pd.DataFrame:
-    """Per stage: closed steps, their median dwell (hours), and customers with a step longer
+    """Per stage: closed steps, their median dwell (hours, from exact durations; the engine's
+    median, which interpolates between the two middle values), and customers with a step longer
     than the median over all closed steps of all stages (``threshold_hours``)."""
     import ibis
 
@@ -131,6 +132,8 @@ def pain_points(
         dims = set(voc.by["dimension"])
         if "stage" in dims:
             for _, r in voc.table("stage").iterrows():
+                if r.stage not in reached:  # answers with no stage or an unknown one
+                    continue
                 ex = _excess(r, o, confidence)
                 if ex is None:
                     continue

@@ -125,6 +125,8 @@ class TermsResult:
 def _distinct(lo: pd.DataFrame) -> pd.DataFrame:
     """Drop a term that only repeats a longer term with the same counts ('failed' when 'failed
     twice' occurs exactly as often in both groups), so the top list names different things."""
+    if lo.empty:  # lo[[]] would select no columns, not no rows
+        return lo.reset_index(drop=True)
     lo = lo.assign(_words=lo["term"].str.count(" ") + 1)
     lo = lo.sort_values(["z", "_words", "term"], ascending=[False, False, True])
     kept: list[tuple[set, int, int]] = []
