@@ -47,12 +47,14 @@ def srm(
     ``min_deviation`` (relative, default 0.2 %): with hundreds of millions of customers a
     negligible imbalance is "significant" but harmless. The default still flags the book's
     example (821,588 vs 815,482, a 0.37 % deviation, p = 1.8e-6). Returns the per-variant table
-    and the verdict.
+    and the verdict. A variant in ``split`` that got no customers counts with 0.
     """
     if not 0 < alpha < 1:
         raise ValueError(f"srm alpha must be between 0 and 1, got {alpha!r}")
     if min_deviation < 0:
         raise ValueError(f"min_deviation must be >= 0, got {min_deviation!r}")
+    # a configured variant that got nobody is the worst mismatch there is: counted as 0
+    counts = {**dict(counts), **{v: 0 for v in (split or {}) if v not in counts}}
     variants = list(counts)
     if len(variants) < 2:
         raise ValueError(f"srm needs at least two variants, got {variants}")
@@ -143,8 +145,9 @@ def balance(
 ) -> tuple[pd.DataFrame, dict]:
     """Pre-period balance of the covariate: means per variant, standardised mean difference
     (SMD, Austin 2009: |SMD| > 0.1 is imbalance) and Welch p-value against ``control``, from one
-    metric's sufficient statistics (``s_x``, ``s_xx``). Fails when |SMD| > ``max_smd`` and
-    p < ``alpha``: assignment was not random, or the covariate is not pre-period."""
+    metric's sufficient statistics (``s_x``, ``s_xx``). Fails when any variant has |SMD| >
+    ``max_smd`` and p < ``alpha``: assignment was not random, or the covariate is not
+    pre-period. A covariate with no spread is balanced when its means agree."""
     from cjlib.experiments.frequentist import welch_test
 
     first = stats[stats["metric"] == stats["metric"].iloc[0]].set_index("variant")
@@ -156,7 +159,9 @@ def balance(
     rows = []
     for v in first.index:
         res = welch_test(mean[v], var[v], n[v], mean[control], var[control], n[control])
-        smd = (mean[v] - mean[control]) / np.sqrt((var[v] + var[control]) / 2)
+        gap, sd = mean[v] - mean[control], np.sqrt((var[v] + var[control]) / 2)
+        # a constant covariate (every customer new: 0 sessions before) is balanced
+        smd = gap / sd if sd > 0 else (0.0 if gap == 0 else np.inf * np.sign(gap))
         rows.append(
             dict(
                 variant=v,
@@ -169,8 +174,12 @@ def balance(
         )
     table = pd.DataFrame(rows)
     others = table[table["variant"] != control]
-    worst = others.iloc[int(np.abs(others["smd"]).argmax())]
-    failed = abs(worst["smd"]) > max_smd and worst["p_value"] < alpha
+    # any variant imbalanced fails the check (the worst of those is named), not only the one
+    # with the largest SMD
+    bad = others[(np.abs(others["smd"]) > max_smd) & (others["p_value"] < alpha)]
+    pool = bad if len(bad) else others
+    worst = pool.iloc[int(np.abs(pool["smd"]).fillna(0).argmax())]
+    failed = len(bad) > 0
     words = f"{worst['variant']} vs {control}: SMD {worst['smd']:+.3f}, p = {worst['p_value']:.2g}"
     msg = (
         f"Pre-period covariate is imbalanced ({words}); randomisation may be broken."

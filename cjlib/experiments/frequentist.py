@@ -175,7 +175,8 @@ def variant_estimates(
                 var = est * (1 - est) / n
             row = {c: r[c] for c in by} | {"metric": m.name, "variant": r["variant"], "n": n}
             reduction = float("nan")
-            if adjust and r["variant"] in lin:
+            adjusted = bool(adjust and r["variant"] in lin)
+            if adjusted:
                 mx, var_x, cov_lx = lin[r["variant"]]
                 raw = var
                 est = est - theta * (mx - x_all)
@@ -198,6 +199,7 @@ def variant_estimates(
                 s_d=r["s_d"],
                 theta=theta,
                 variance_reduction=reduction,
+                cuped=adjusted,
             )
             rows.append(row)
     return pd.DataFrame(rows)
@@ -225,7 +227,8 @@ def compare(
         if control not in by_v:
             continue
         c = by_v[control]
-        adjusted = not np.isnan(c["variance_reduction"])
+        # CUPED even when the control's variance is 0 (no conversions): its reduction is NaN then
+        adjusted = bool(c.get("cuped", False))
         for name, v in by_v.items():
             if name == control:
                 continue

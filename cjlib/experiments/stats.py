@@ -60,15 +60,18 @@ def winsorize(
 
 
 def _sums(t: ir.Table, metrics: Sequence[Metric], covariate: bool) -> dict[str, Any]:
+    import ibis
+
     aggs: dict[str, Any] = {}
     for i, m in enumerate(metrics):
         y, d = t[column(m, "num")], t[column(m, "den")]
         ok = y.notnull() & d.notnull()
-        y, d = y.fill_null(0.0), d.fill_null(0.0)
+        # a customer without a value counts in no sum (not in the denominator's either)
+        y, d = ibis.ifelse(ok, y, 0.0), ibis.ifelse(ok, d, 0.0)
         terms = {"n": ok.cast("int64"), "s_y": y, "s_yy": y * y, "s_d": d, "s_dd": d * d}
         terms["s_yd"] = y * d
         if covariate:
-            x = t.x.fill_null(0.0)
+            x = ibis.ifelse(ok, t.x.fill_null(0.0), 0.0)
             terms.update(s_x=x, s_xx=x * x, s_yx=y * x, s_dx=d * x)
         for key, expr in terms.items():
             aggs[f"m{i}__{key}"] = (expr if key == "n" else expr.cast("float64")).sum()
@@ -129,7 +132,10 @@ def value_counts(outcomes: ir.Table, metric: Metric, engine: Engine) -> pd.DataF
     if metric.is_ratio:
         raise ValueError(f"metric {metric.name!r} is a ratio metric; rank tests need per-customer")
     y = outcomes[column(metric, "num")]
-    t = outcomes.filter(y.notnull()).mutate(value=y)
+    # rounded to 1e-9: a customer's revenue is a sum, and 0.1 + 0.2 + 0.3 is 0.6 or
+    # 0.6000000000000001 by the order of the events; equal amounts must tie in the ranks
+    value = y.cast("float64").round(9) if y.type().is_floating() else y
+    t = outcomes.filter(y.notnull()).mutate(value=value)
     return engine.to_pandas(t.group_by(["variant", "value"]).aggregate(count=t.count()))
 
 
@@ -163,8 +169,12 @@ def moments(row: Mapping[str, Any] | pd.Series) -> dict[str, float]:
     var_d = max((row["s_dd"] - n * md * md) / (n - 1), 0.0)
     cov = (row["s_yd"] - n * my * md) / (n - 1)
     with np.errstate(divide="ignore", invalid="ignore"):
-        ratio = my / md if md else float("nan")
-        var_ratio = (var_y / md**2 - 2 * my * cov / md**3 + my**2 * var_d / md**4) / n
+        ratio = my / md if md else float("nan")  # e.g. no orders in a variant: no AOV
+        var_ratio = (
+            (var_y / md**2 - 2 * my * cov / md**3 + my**2 * var_d / md**4) / n
+            if md
+            else float("nan")
+        )
     return dict(
         n=n,
         mean_y=my,
