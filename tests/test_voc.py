@@ -213,6 +213,9 @@ def test_redact_and_tokenize():
     assert "[email]" in clean and "[id]" in clean
     assert voc.tokenize("The payment FAILED twice!") == ["payment", "failed", "twice"]
     assert voc.tokenize("payment failed twice", ngrams=(2,)) == ["payment failed", "failed twice"]
+    # a redacted item is no term ('email' was one), and no pair spans it
+    assert voc.tokenize("mail me x@y.com") == ["mail"]
+    assert voc.tokenize("order C0042 late", ngrams=(1, 2)) == ["order", "late"]
 
 
 def test_distinguishing_terms_with_examples_redacted():

@@ -53,14 +53,19 @@ def redact(text: str) -> str:
     return out
 
 
+_PLACEHOLDER = re.compile(r"\[(?:email|link|handle|number|id)\]")
+
+
 def tokenize(text: str, *, ngrams: Sequence[int] = (1,)) -> list[str]:
-    """Lower-case words of ``text`` (letters and apostrophes), stop words dropped; with
-    ``ngrams=(1, 2)`` also consecutive pairs of the kept words."""
-    words = [w for w in re.findall(r"[a-z]+(?:'[a-z]+)?", redact(text).lower())]
-    words = [w for w in words if w not in STOP_WORDS and len(w) > 1]
+    """Lower-case words of ``text`` (letters and apostrophes), stop words and one-letter words
+    dropped; with ``ngrams=(1, 2)`` also consecutive pairs of the kept words. Redacted items
+    (:func:`redact`) are not terms, and no pair spans one ("mail me x@y.com" gives "mail")."""
     out: list[str] = []
-    for n in ngrams:
-        out += [" ".join(words[i : i + n]) for i in range(len(words) - n + 1)]
+    for part in _PLACEHOLDER.split(redact(text)):
+        words = re.findall(r"[a-z]+(?:'[a-z]+)?", part.lower())
+        words = [w for w in words if w not in STOP_WORDS and len(w) > 1]
+        for n in ngrams:
+            out += [" ".join(words[i : i + n]) for i in range(len(words) - n + 1)]
     return out
 
 
