@@ -6,7 +6,8 @@ One row per customer with at least one event. Five blocks:
   ``as_of``), ``tenure_days`` (first event to ``as_of``), ``frequency`` (orders: events with
   revenue > 0), ``monetary`` (sum of revenue), ``avg_order_value`` (monetary / frequency; missing
   without orders), ``events``, ``sessions`` (distinct ``session_id``, or days with an event
-  without that column), ``touches`` (events with a channel), ``events_per_session``;
+  without that column), ``touches`` (events with a channel), ``events_per_session`` (missing
+  without a session id);
 - **channels**: ``channel_<name>``, the share of the customer's touches on that channel (missing
   without touches);
 - **journey**, from the stage steps (as in :func:`cjlib.journeys.stage_steps`):
@@ -155,7 +156,8 @@ class _Build:
             cols["avg_order_value"] = aov.astype(float)
         cols["events"] = df["events"].astype("int64")
         cols["sessions"] = df["sessions"].astype("int64")
-        cols["events_per_session"] = cols["events"] / cols["sessions"]
+        # missing (not infinite) for a customer with no session id
+        cols["events_per_session"] = cols["events"] / cols["sessions"].where(cols["sessions"] > 0)
         if "touches" in df:
             cols["touches"] = df["touches"].astype("int64")
             denom = cols["touches"].where(cols["touches"] > 0)

@@ -17,7 +17,9 @@ Scores 1-``bins``, two ways (``scoring``):
 With ``bins=5`` segments follow the rules of the R package ``rfm`` (the ``rfm_segment``
 documentation example): the first rule whose recency, frequency and monetary score ranges all
 match names the segment; customers matching none are ``Others``. Other ``bins`` give score cells
-(``"345"``) instead of names.
+(``"345"``; from 10 bins ``"10-1-10"``) instead of names. ``rfm_score`` is ``r * 100 + f * 10 +
+m``, as the R package computes it (unambiguous up to 9 bins). The quantile probabilities are
+R's ``seq(0, 1, length.out = bins + 1)``, floating-point values included.
 """
 
 from __future__ import annotations
@@ -147,7 +149,10 @@ def rfm_segments(
             segment[hit] = name
             free &= ~hit
     else:  # the named rules are written for 5 bins; other bins give score cells
-        segment = out["rfm_score"].astype(str).to_numpy(dtype=object)
+        sep = "-" if bins >= 10 else ""  # 10, 1, 10 is "10-1-10": "10110" reads two ways
+        segment = np.array(
+            [f"{r}{sep}{f}{sep}{m}" for r, f, m in zip(out.r_score, out.f_score, out.m_score,
+                                                         strict=True)], dtype=object)  # fmt: skip
     out["segment"] = segment
     total = len(out)
     seg = out.groupby("segment").agg(
