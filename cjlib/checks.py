@@ -73,10 +73,10 @@ def _timestamp_expr(col: ir.Column, table: str, name: str, engine: Engine, fmt: 
             text = col.cast("string")
             parsed = timeformats.parse(text, ("%Y%m%d",), engine)
             return parsed, {"unparseable": col.notnull() & parsed.isnull()}
-        biggest = max(abs(lo), abs(hi)) if lo == lo else None
+        biggest = max(abs(lo), abs(hi)) if lo == lo else 0.0  # an all-null column: seconds
         unit = "s"
         for limit, candidate in ((1e17, "ns"), (1e14, "us"), (1e11, "ms")):
-            if biggest is not None and biggest == biggest and biggest > limit:
+            if biggest > limit:
                 unit = candidate
                 break
         scaled = {"ns": col / 1000, "us": col, "ms": col * 1000, "s": col * 1_000_000}[unit]

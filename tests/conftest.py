@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import math
 import warnings
 from pathlib import Path
+from statistics import NormalDist
 
 import pandas as pd
 import pytest
@@ -11,6 +13,17 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 DATA = ROOT / "data"
 SHARED = ROOT.parent / "shared" / "datasets"
+Z95 = NormalDist().inv_cdf(0.975)
+
+
+def wilson_by_hand(k: float, n: float) -> tuple[float, float]:
+    """95 % Wilson score interval from its formula (Wilson 1927), for the reference tests."""
+    if n == 0:
+        return math.nan, math.nan
+    p = k / n
+    centre = (p + Z95**2 / (2 * n)) / (1 + Z95**2 / n)
+    half = Z95 * math.sqrt(p * (1 - p) / n + Z95**2 / (4 * n * n)) / (1 + Z95**2 / n)
+    return max(0.0, centre - half), min(1.0, centre + half)
 
 
 @pytest.fixture

@@ -32,11 +32,11 @@ import functools
 import math
 import time
 from collections.abc import Callable
-from statistics import NormalDist
 
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import wilson_by_hand
 
 from cjlib.funnels import (
     attribute_segments,
@@ -55,7 +55,6 @@ ENTRY_EVENTS = {"closed": {"view"}, "open": {"view", "cart", "save", "buy"}}
 CHANNELS = ["search", "email", "social", "direct"]
 REGIONS = ["north", "south", "east", "west"]
 NONE = "(none)"
-Z95 = NormalDist().inv_cdf(0.975)
 US = pd.Timedelta(microseconds=1)
 
 CONFIGS = {
@@ -171,21 +170,12 @@ def segments_table(source: str, events: pd.DataFrame, customers: pd.DataFrame):
     return attribute_segments(customers, source)
 
 
-def wilson(x: float, n: float) -> tuple[float, float]:
-    if n == 0:
-        return math.nan, math.nan
-    p, z2 = x / n, Z95 * Z95
-    centre = (p + z2 / (2 * n)) / (1 + z2 / n)
-    half = Z95 * math.sqrt(p * (1 - p) / n + z2 / (4 * n * n)) / (1 + z2 / n)
-    return max(centre - half, 0.0), min(centre + half, 1.0)
-
-
 def newcombe(x1: float, n1: float, x2: float, n2: float) -> tuple[float, float]:
     """Newcombe (1998) method 10: d - sqrt((p1-l1)^2 + (u2-p2)^2), d + sqrt((u1-p1)^2 + ...)."""
     if n1 == 0 or n2 == 0:
         return math.nan, math.nan
     p1, p2 = x1 / n1, x2 / n2
-    (l1, u1), (l2, u2) = wilson(x1, n1), wilson(x2, n2)
+    (l1, u1), (l2, u2) = wilson_by_hand(x1, n1), wilson_by_hand(x2, n2)
     d = p1 - p2
     return d - math.hypot(p1 - l1, u2 - p2), d + math.hypot(u1 - p1, p2 - l2)
 
@@ -374,7 +364,7 @@ def segment_mismatches(
                             f"step {k} {col}: cjlib {row[col]!r}, funnel() on the segment {want!r}",
                         )
                     )
-            for col, want in zip(OWN[3:], wilson(x, n), strict=True):
+            for col, want in zip(OWN[3:], wilson_by_hand(x, n), strict=True):
                 if not same(row[col], want):
                     bad.append(
                         (

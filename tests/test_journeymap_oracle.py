@@ -63,6 +63,7 @@ from statistics import NormalDist
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import Z95, wilson_by_hand
 from scipy import stats as sps
 
 import cjlib as cj
@@ -73,7 +74,6 @@ MODEL = cj.five_stage()
 STAGES = MODEL.stages
 N_STAGES = len(STAGES)
 PURCHASE, RETENTION = STAGES.index("purchase"), STAGES.index("retention")
-Z95 = NormalDist().inv_cdf(0.975)
 T0 = pd.Timestamp("2026-01-01", tz="UTC")
 TOL = 1e-9
 
@@ -218,15 +218,6 @@ def isnan(x) -> bool:
     return x is None or (isinstance(x, float) and math.isnan(x))
 
 
-def wilson(k: float, n: float) -> tuple[float, float]:
-    if n == 0:
-        return math.nan, math.nan
-    p = k / n
-    centre = (p + Z95**2 / (2 * n)) / (1 + Z95**2 / n)
-    half = Z95 * math.sqrt(p * (1 - p) / n + Z95**2 / (4 * n * n)) / (1 + Z95**2 / n)
-    return max(0.0, centre - half), min(1.0, centre + half)
-
-
 def t_interval(values: list[float]) -> tuple[float, float, float]:
     n = len(values)
     if n == 0:
@@ -269,8 +260,8 @@ def newcombe(k1, n1, k2, n2) -> tuple[float, float]:
     if n1 == 0 or n2 == 0:
         return math.nan, math.nan
     p1, p2 = k1 / n1, k2 / n2
-    l1, u1 = wilson(k1, n1)
-    l2, u2 = wilson(k2, n2)
+    l1, u1 = wilson_by_hand(k1, n1)
+    l2, u2 = wilson_by_hand(k2, n2)
     d = p1 - p2
     return d - math.sqrt((p1 - l1) ** 2 + (u2 - p2) ** 2), d + math.sqrt(
         (u1 - p1) ** 2 + (p2 - l2) ** 2
@@ -398,7 +389,7 @@ def oracle_stage_side(rows: list[dict], opts: dict) -> pd.DataFrame:
         # "a stage without events has no conversion"; into a stage nobody reached neither (the
         # docs say nothing; cjlib shows none rather than 0 %)
         conv = nxt / reached[i] if has[i] and reached[i] and nxt else math.nan
-        lo, hi = wilson(nxt, reached[i]) if not isnan(conv) else (math.nan, math.nan)
+        lo, hi = wilson_by_hand(nxt, reached[i]) if not isnan(conv) else (math.nan, math.nan)
         actions, channels = defaultdict(set), defaultdict(set)
         for r in rows:
             if r["idx"] == i:
@@ -504,7 +495,7 @@ def group_scores(answers: list[dict], min_size: int) -> dict:
     out.update(zip(["nps", "nps_se", "nps_low", "nps_high"], s, strict=True))
     k, n = out["csat_satisfied"], out["csat_answers"]
     out["csat_share"] = k / n if n else math.nan
-    out["csat_low"], out["csat_high"] = wilson(k, n)
+    out["csat_low"], out["csat_high"] = wilson_by_hand(k, n)
     out["csat_mean"], out["csat_mean_low"], out["csat_mean_high"] = t_interval(
         [float(x) for x in csat]
     )
@@ -600,7 +591,7 @@ def metric(stage, name, value=math.nan, low=math.nan, high=math.nan, num=None, d
 def share(stage, name, k, n):
     if n == 0:
         return {**metric(stage, name), "available": False}
-    return metric(stage, name, k / n, *wilson(k, n), k, n)
+    return metric(stage, name, k / n, *wilson_by_hand(k, n), k, n)
 
 
 def missing(stage, name):
@@ -695,7 +686,7 @@ def oracle_pain(rows, answers, voc_frames, stage_side) -> pd.DataFrame:
         lost = reached[a] - reached[b]
         if lost and reached[b]:
             out.append(("drop-off", a, f"{a} → {b}", lost, lost / reached[a],
-                        *wilson(lost, reached[a])))  # fmt: skip
+                        *wilson_by_hand(lost, reached[a])))  # fmt: skip
     o = voc_frames["voc_overall"].iloc[0]
     by = voc_frames["voc_by"]
     touched = defaultdict(set)
@@ -722,7 +713,7 @@ def oracle_pain(rows, answers, voc_frames, stage_side) -> pd.DataFrame:
             if dim == "stage":
                 n = round(reached.get(g["group"], 0) * excess)
                 out.append(("low satisfaction", g["group"], f"satisfaction at {g['group']}", n,
-                            k1 / n1, *wilson(k1, n1)))  # fmt: skip
+                            k1 / n1, *wilson_by_hand(k1, n1)))  # fmt: skip
                 continue
             tp = g["group"]
             # customers touched on the channel x excess, or the excess detractors who answered
@@ -732,7 +723,7 @@ def oracle_pain(rows, answers, voc_frames, stage_side) -> pd.DataFrame:
             # given at a stage); equally many: the alphabetically first, as cjlib
             most = sorted(where[tp].items(), key=lambda kv: (-kv[1], kv[0]))
             out.append(("complained-about touchpoint", most[0][0] if most else "",
-                        f"touchpoint {tp}", n, k1 / n1, *wilson(k1, n1)))  # fmt: skip
+                        f"touchpoint {tp}", n, k1 / n1, *wilson_by_hand(k1, n1)))  # fmt: skip
     steps = closed_steps(rows)
     if steps:
         threshold = median([h for _, _, h in steps])
@@ -742,7 +733,7 @@ def oracle_pain(rows, answers, voc_frames, stage_side) -> pd.DataFrame:
                 continue
             n = len({c for c, _ in mine})
             k = len({c for c, h in mine if h > threshold})
-            lo, hi = wilson(k, n)
+            lo, hi = wilson_by_hand(k, n)
             if median([h for _, h in mine]) > threshold and lo > 0.5:
                 out.append(("slow stage", stage, f"time spent in {stage}", round(k - 0.5 * n),
                             k / n, lo, hi))  # fmt: skip

@@ -36,11 +36,11 @@ import re
 import zlib
 from collections import Counter, defaultdict
 from collections.abc import Callable
-from statistics import NormalDist
 
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import wilson_by_hand
 
 import cjlib as cj
 from cjlib.funnels.stage_view import dwell_times
@@ -161,18 +161,6 @@ def oracle_steps(df: pd.DataFrame, model: StageModel, collapse: bool = True) -> 
     return out
 
 
-Z95 = NormalDist().inv_cdf(0.975)
-
-
-def wilson(k: int, n: int) -> tuple[float, float]:
-    if n == 0:
-        return math.nan, math.nan
-    p = k / n
-    centre = (p + Z95**2 / (2 * n)) / (1 + Z95**2 / n)
-    half = Z95 * math.sqrt(p * (1 - p) / n + Z95**2 / (4 * n * n)) / (1 + Z95**2 / n)
-    return max(0.0, centre - half), min(1.0, centre + half)
-
-
 def kind(src: int, dst: int) -> str:
     if dst == src:
         return "repeat"
@@ -240,7 +228,7 @@ def check_stage_paths(df, model, collapse, seed=0):
     counts = Counter(" > ".join(model.stages[i] for _, _, i in s) for s in steps.values())
     total = len(steps)
     rows = [
-        (path, n, n / total, *wilson(n, total))
+        (path, n, n / total, *wilson_by_hand(n, total))
         for path, n in counts.items()
         if n >= opts.get("min_customers", 1)
     ]
@@ -277,7 +265,7 @@ def check_stage_transitions(df, model, collapse):
     rows = []
     for (a, b), n in moves.items():
         k = "(edge)" if START in (a, b) or END in (a, b) else kind(model.index(a), model.index(b))
-        rows.append((a, b, k, n, len(who[a, b]), n / out_of[a], *wilson(n, out_of[a])))
+        rows.append((a, b, k, n, len(who[a, b]), n / out_of[a], *wilson_by_hand(n, out_of[a])))
     cols = [
         "from_stage", "to_stage", "kind", "transitions", "customers", "share", "share_low",
         "share_high",
@@ -307,7 +295,8 @@ def check_furthest_stage(df, model, collapse=None):
         r = sum(f >= i for f in furthest)
         share = n / total if total else math.nan
         reached_share = r / total if total else math.nan
-        rows.append((stage, n, share, *wilson(n, total), r, reached_share, *wilson(r, total)))
+        rows.append((stage, n, share, *wilson_by_hand(n, total), r, reached_share,
+                     *wilson_by_hand(r, total)))  # fmt: skip
     cols = [
         "stage", "customers", "share", "share_low", "share_high", "reached", "reached_share",
         "reached_low", "reached_high",

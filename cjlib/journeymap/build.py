@@ -295,10 +295,9 @@ def _wide(s: pd.DataFrame) -> pd.DataFrame:
             r.actions or "—",
             r.channels or "—",
             f"{r.reached:,} ({_fmt(r.reached_share, '.1%')})",
-            "—"
-            if np.isnan(r.conversion_next)
-            else f"{r.conversion_next:.1%} "
-            f"({r.conversion_next_low:.1%}–{r.conversion_next_high:.1%})",
+            _with_interval(
+                r.conversion_next, r.conversion_next_low, r.conversion_next_high, ".1%", "–"
+            ),
             duration_text(r.median_dwell_hours),
             _with_interval(r.csat_mean, r.csat_mean_low, r.csat_mean_high, ".2f", "–", answers),
             _with_interval(r.nps, r.nps_low, r.nps_high, "+.0f", " to "),

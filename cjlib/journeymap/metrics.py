@@ -103,15 +103,13 @@ def stage_metrics(
         is_order=is_order.cast("int64"),
         rev=(t.revenue if has_rev else ibis.literal(0.0)).cast("float64"),
     )
-    refs = [e for e in referral_events]
-    revs = [e for e in review_events]
+    refs, revs = list(referral_events), list(review_events)
     per = t.group_by("customer_id").aggregate(
         first_ts=t.timestamp.min(),
         last_ts=t.timestamp.max(),
         n_events=t.count(),
         furthest=t.stage_index.max(),
-        # the stage of the first event; at one instant the earliest stage (the journeys' tie
-        # rule), an unmapped event last: never the row order
+        # the first event's stage; at one instant the earliest stage, an unmapped event last
         first_stage=t.stage_index.argmin(
             engine.epoch_us(t.timestamp) * (len(names) + 1) + t.stage_index.fill_null(len(names))
         ),
@@ -125,20 +123,18 @@ def stage_metrics(
     cutoff = ibis.literal(pd.Timestamp(as_of) - pd.Timedelta(days=churn_days))
     buyer = per.orders > 0
     eligible = buyer & (per.first_order <= cutoff)
-    cons = idx.get("consideration", 1)
+    considered = per.furthest >= idx.get("consideration", 1)
     s = (
         engine.to_pandas(
             per.aggregate(
                 customers=per.count(),
                 aware=(per.furthest >= 0).cast("int64").sum(),
                 new=(per.first_stage == 0).cast("int64").sum(),
-                reached_cons=(per.furthest >= cons).cast("int64").sum(),
+                reached_cons=considered.cast("int64").sum(),
                 reached_purch=(per.furthest >= p_idx).cast("int64").sum(),
-                cons_events=ibis.ifelse(per.furthest >= cons, per.n_events, 0).sum(),
-                cons_events_sq=ibis.ifelse(
-                    per.furthest >= cons, per.n_events * per.n_events, 0
-                ).sum(),
-                returners=((per.furthest >= cons) & (per.sessions >= 2)).cast("int64").sum(),
+                cons_events=ibis.ifelse(considered, per.n_events, 0).sum(),
+                cons_events_sq=ibis.ifelse(considered, per.n_events * per.n_events, 0).sum(),
+                returners=(considered & (per.sessions >= 2)).cast("int64").sum(),
                 buyers=buyer.cast("int64").sum(),
                 repeaters=(per.orders >= 2).cast("int64").sum(),
                 eligible=eligible.cast("int64").sum(),

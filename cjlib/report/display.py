@@ -232,12 +232,12 @@ def _signed_zero_free(pattern: str) -> Any:
     return fmt
 
 
+_TENTHS = _signed_zero_free("{:.1f}")
+
+
 def _points(v: Any) -> str:
     """A difference of two shares in percentage points: ``-4.6 pts`` (no sign on zero)."""
     return f"{_TENTHS(v * 100)} pts"
-
-
-_TENTHS = _signed_zero_free("{:.1f}")
 
 
 def _merge_intervals(
