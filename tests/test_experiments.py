@@ -9,7 +9,14 @@ from scipy import stats as st
 
 from cjlib.experiments import checks, power
 from cjlib.experiments.bayesian import bayes_compare, beta_chance_to_beat
-from cjlib.experiments.frequentist import adjust, compare, prop_test, variant_estimates, welch_test
+from cjlib.experiments.frequentist import (
+    adjust,
+    compare,
+    exact_prop_test,
+    prop_test,
+    variant_estimates,
+    welch_test,
+)
 from cjlib.experiments.metrics import metric
 from cjlib.experiments.resampling import bootstrap_lift, mann_whitney
 from cjlib.experiments.sequential import msprt
@@ -61,6 +68,31 @@ def test_prop_test_matches_r_prop_test_without_correction():
     assert prop_test(65, 500, 50, 500, alternative="greater")["p_value"] == pytest.approx(
         0.1371 / 2, abs=1e-4
     )
+
+
+def test_small_counts_use_fisher_exact_and_newcombe():
+    """An expected count below 5 (pooled rate x smaller n) switches to Fisher's exact test. R:
+    fisher.test(matrix(c(3, 1, 1, 3), 2)) ("TeaTasting", ?fisher.test) -> p-value = 0.4857,
+    alternative = "greater" -> 0.2429. Newcombe (1998), Stat Med 17:873, Table II, method 10:
+    5/56 - 0/29 -> (-0.0381, 0.1926); 9/10 - 3/10 -> (0.1705, 0.8090). With expected counts of
+    at least 5 the z-test stays (None)."""
+    res = exact_prop_test(3, 4, 1, 4)
+    assert res["p_value"] == pytest.approx(0.4857, abs=1e-4)
+    assert exact_prop_test(3, 4, 1, 4, alternative="greater")["p_value"] == pytest.approx(
+        0.2429, abs=1e-4
+    )
+    assert exact_prop_test(1, 4, 3, 4, alternative="less")["p_value"] == pytest.approx(
+        0.2429, abs=1e-4
+    )
+    d = exact_prop_test(5, 56, 0, 29)
+    assert (d["low"], d["high"]) == pytest.approx((-0.0381, 0.1926), abs=1e-4)
+    assert d["diff"] == pytest.approx(5 / 56)
+    b = exact_prop_test(9, 10, 3, 10)
+    assert (b["low"], b["high"]) == pytest.approx((0.1705, 0.8090), abs=1e-4)
+    assert exact_prop_test(65, 500, 50, 500) is None
+    assert exact_prop_test(5, 1000, 5, 1000) is None  # expected 5 in each arm: z-test
+    assert exact_prop_test(4, 1000, 5, 1000) is not None
+    assert exact_prop_test(0, 50, 0, 50)["p_value"] == 1.0  # nobody converted: no evidence
 
 
 def test_welch_matches_r_t_test_on_sleep():

@@ -195,6 +195,42 @@ def test_decisions_follow_the_rules():
     assert res.decision == "ship" and res.reasons[0].startswith("Ship u:")
 
 
+def test_control_without_conversions_small_counts_and_one_sided_plan():
+    """0 of 1,000 control customers convert, 8 of 1,000 treated: expected counts 4 < 5, so the
+    test is Fisher's exact (one-sided greater: p = C(1000, 8) / C(2000, 8), the hypergeometric
+    chance that all 8 conversions fall in the treated arm); the relative lift is undefined, so
+    the findings give the difference in points. The plan is one-sided like the test."""
+    from math import comb
+
+    from cjlib.experiments import power
+
+    n = 1000
+    ids = [f"c{i}" for i in range(2 * n)]
+    ex = pd.DataFrame(
+        {"customer_id": ids, "experiment": "e", "variant": ["control"] * n + ["t"] * n}
+    )
+    ex["assigned_at"] = pd.Timestamp("2024-01-01", tz="UTC")
+    ev = pd.DataFrame({"customer_id": ids[n : n + 8], "event": "purchase"})
+    ev["timestamp"] = pd.Timestamp("2024-01-02", tz="UTC")
+    res = analyze(ex, ev, control="control", alternative="greater")
+    row = res.comparisons.iloc[0]
+    assert row["test"].startswith("Fisher's exact test")
+    assert row["p_value"] == pytest.approx(comb(n, 8) / comb(2 * n, 8), rel=1e-9)
+    assert row["lift"] != row["lift"]  # NaN: no relative lift from a zero control
+    assert res.decision == "ship"
+    assert "difference +0.80 pts" in res.findings()[0]
+    assert "control at 0" in res.reasons[-1]
+    # the plan: one-sided like the test (baseline 0 cannot be planned for a relative lift)
+    assert res.power["n_needed"].isna().all()
+    ex2 = ex.copy()
+    ev2 = pd.DataFrame({"customer_id": ids[:100] + ids[n : n + 120], "event": "purchase"})
+    ev2["timestamp"] = pd.Timestamp("2024-01-02", tz="UTC")
+    plan = analyze(ex2, ev2, alternative="greater", mde=0.2).power.iloc[0]
+    want = power.sample_size("binary", 0.1, 0.2, one_sided=True)
+    assert plan["n_needed"] == int(-(-want // 1))
+    assert want < power.sample_size("binary", 0.1, 0.2)  # one-sided needs fewer customers
+
+
 def test_analyze_errors_name_the_parameter(sample):
     experiments, events, _ = sample
     with pytest.raises(ValueError, match="metric must be one of"):

@@ -521,6 +521,15 @@ def ref_analysis(cust: pd.DataFrame, cfg: dict) -> dict:
                 se = math.sqrt(pv * (1 - pv) / nv + pc * (1 - pc) / nc)
                 diff, low, high = pv - pc, pv - pc - z * se, pv - pc + z * se
                 test = "two-proportion z-test"
+                # an expected count (pooled rate x n, either outcome) below 5: Fisher's exact
+                # test and Newcombe's hybrid score interval (frequentist module doc)
+                if min(pool * nv, (1 - pool) * nv, pool * nc, (1 - pool) * nc) < 5:
+                    table = [[int(kv), int(nv - kv)], [int(kc), int(nc - kc)]]
+                    p = float(st.fisher_exact(table, alternative=alt).pvalue)
+                    (lv, uv), (lc, uc) = wilson_z(kv, nv, z), wilson_z(kc, nc, z)
+                    low = diff - math.sqrt((pv - lv) ** 2 + (uc - pc) ** 2)
+                    high = diff + math.sqrt((uv - pv) ** 2 + (pc - lc) ** 2)
+                    test = "Fisher's exact test (an expected count < 5)"
             elif kind == "mean" and not adjusted:
                 p = float(st.ttest_ind(yv, yc, equal_var=False, alternative=alt).pvalue)
                 a, b = yv.var(ddof=1) / len(yv), yc.var(ddof=1) / len(yc)
@@ -612,6 +621,14 @@ def ref_balance(cust, variants, control, alpha=0.001, max_smd=0.1) -> dict:
     return dict(table=pd.DataFrame(rows), status="fail" if failed else "pass")
 
 
+def wilson_z(k: float, n: float, z: float) -> tuple[float, float]:
+    """Wilson score interval at normal quantile ``z`` (Wilson 1927)."""
+    p = k / n
+    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
+    return max(0.0, centre - half), min(1.0, centre + half)
+
+
 def ref_power(kind, base, mde, n, sd, alpha) -> float:
     """R power.prop.test / power.t.test (strict = FALSE) and the ratio normal approximation,
     as written in the docstring of cjlib.experiments.power; raises where undefined."""
@@ -636,9 +653,12 @@ def ref_power(kind, base, mde, n, sd, alpha) -> float:
 
 def ref_plan(cust, est, cfg, variants, target=0.8) -> pd.DataFrame:
     """Per metric, from control's unadjusted estimate: customers per variant for a lift of
-    ``mde`` at 80 % power (two-sided alpha, as analyze passes it), power and MDE now, days at
-    the traffic of customers assigned per day so far."""
+    ``mde`` at 80 % power (two-sided, or one-sided like the test: z_{1-alpha}, the same as
+    two-sided at 2 alpha), power and MDE now, days at the traffic of customers assigned per
+    day so far."""
     alpha, mde, rows = cfg["alpha"], cfg["mde"], []
+    if cfg["alternative"] != "two-sided":
+        alpha = 2 * alpha
     day = cust["assigned_at"].dt.floor("D")
     traffic = len(cust) / ((day.max() - day.min()).days + 1)
     for r in est[est["variant"] == cfg["control"]].to_dict("records"):
@@ -1248,7 +1268,11 @@ def test_edge_variant_without_conversions(eng):
     res = probe(case, eng)
     row = res.comparisons.set_index("metric").loc["conversion"]
     assert row["lift"] == pytest.approx(-1.0)
-    assert row["p_value"] == pytest.approx(two_proportion_p(0, 40, 8, 40), rel=1e-9)
+    # expected conversions 40 x 8 / 80 = 4 < 5: Fisher's exact test, not the z-test
+    assert row["test"].startswith("Fisher's exact test")
+    fisher = st.fisher_exact([[0, 40], [8, 32]]).pvalue
+    assert row["p_value"] == pytest.approx(fisher, rel=1e-9)
+    assert row["p_value"] > two_proportion_p(0, 40, 8, 40)  # the z-test overstated the evidence
     assert res.estimates.set_index(["metric", "variant"]).at[("conversion", "t"), "low"] == 0.0
     print("-- no conversions in control; with a covariate")
     case = small_case({"control": [0] * 40, "t": [1] * 8 + [0] * 32}, ["conversion", "revenue"])

@@ -95,7 +95,14 @@ class ExperimentResult:
 
     def findings(self) -> list[str]:
         """Plain-language findings, headline first."""
-        return describe(self.decision, self.reasons, self.checks, self.comparisons, self.simpson)
+        return describe(
+            self.decision,
+            self.reasons,
+            self.checks,
+            self.comparisons,
+            self.simpson,
+            self.metrics,
+        )
 
     def banner(self) -> str:
         """Markdown for the top of a report: the decision, failed checks in words, the reasons."""
@@ -186,18 +193,19 @@ def analyze(
     """Analyse one experiment, from checks to decision.
 
     ``experiments`` (assignments: ``customer_id, experiment, variant`` + ``assigned_at``, the
-    covariate, metric columns) and ``events`` (outcomes after assignment, within ``window_days``;
-    ``None`` = no limit). ``metrics``: :class:`Metric` objects or names (the first name is
-    primary). ``split``: configured share per variant (default equal). ``covariate``: pre-period
-    column for the balance check and, with ``cuped``, CUPED. ``correction``: ``holm``, ``bh`` or
-    ``none`` within each metric (``scope="metric"``) or across all metrics and variants
-    (``"all"``). ``method`` (frequentist, bayesian, sequential) chooses the evidence the decision
-    uses; all three readouts are always computed. ``tests``: extra tests (``mann_whitney``,
-    ``bootstrap``). ``winsorize_at``: cap per-customer values at this quantile (e.g. 0.99).
-    ``segments``: columns of ``customers``, ``persona`` (a ``customer_id, persona`` table or
-    CSV) or ``week``. ``mde`` (relative) and ``traffic_per_day`` (default: customers assigned
-    per day so far) drive the plan and "keep running". ``random_state`` seeds every Monte Carlo
-    and bootstrap draw.
+    covariate, metric columns) and ``events`` (outcomes after assignment, within
+    ``window_days``; ``None`` = no limit). ``metrics``: :class:`Metric` objects or names (the
+    first name is primary). ``split``: configured share per variant (default equal).
+    ``covariate``: pre-period column for the balance check and, with ``cuped``, CUPED (a missing
+    value counts as 0). ``correction``: ``holm``, ``bh`` or ``none`` within each metric
+    (``scope="metric"``) or across all metrics and variants (``"all"``). ``method``
+    (frequentist, bayesian, sequential) chooses the evidence the decision uses; all three
+    readouts are always computed. ``tests``: extra tests (``mann_whitney``, ``bootstrap``).
+    ``winsorize_at``: cap per-customer values at this quantile (e.g. 0.99). ``segments``:
+    columns of ``customers``, ``persona`` (a ``customer_id, persona`` table or CSV) or ``week``.
+    ``mde`` (relative) and ``traffic_per_day`` (default: customers assigned per day so far)
+    drive the plan and "keep running". ``random_state`` seeds every Monte Carlo and bootstrap
+    draw.
     """
     metrics = _as_metrics(metrics)
     if method not in METHODS:
@@ -275,6 +283,7 @@ def analyze(
             mde_target=mde,
             alpha=alpha,
             traffic_per_day=traffic_per_day,
+            one_sided=alternative != "two-sided",
         )
         seg, simpson = pd.DataFrame(), pd.DataFrame()
         dims = list(segments)

@@ -40,6 +40,18 @@ def _pval(p: float) -> str:
     return "n/a" if p != p else ("p < 0.001" if p < 0.001 else f"p = {p:.3f}")
 
 
+def _effect(row: dict, m: Metric | None) -> str:
+    """The lift with its interval or, when the control's value is 0 (no relative lift), the
+    difference: in percentage points for proportions, in the metric's units otherwise."""
+    lift = row.get("lift", float("nan"))
+    if lift == lift or row.get("diff", float("nan")) != row.get("diff", float("nan")):
+        return f"lift {_pct(lift)} (CI {_pct(row.get('lift_low'))} to {_pct(row.get('lift_high'))})"
+    pts = m is not None and m.kind == "binary"
+    scale, unit, fmt = (100, " pts", "+.2f") if pts else (1, "", "+.3g")
+    d, lo, hi = (format(row[c] * scale, fmt) for c in ("diff", "diff_low", "diff_high"))
+    return f"difference {d}{unit} (CI {lo} to {hi}; control at 0)"
+
+
 def _verdict(
     row: dict,
     m: Metric,
@@ -51,7 +63,7 @@ def _verdict(
 ) -> tuple[str, str]:
     """('better' | 'worse' | 'unclear', evidence in words) for one primary comparison."""
     good = 1 if m.higher_is_better else -1
-    lift = f"{m.name} {_pct(row['lift'])} (CI {_pct(row['lift_low'])} to {_pct(row['lift_high'])})"
+    lift = f"{m.name} {_effect(row, m)}"
     if method == "bayesian":
         b = bayes[(bayes.metric == m.name) & (bayes.variant == row["variant"])]
         if b.empty:
@@ -179,16 +191,16 @@ def describe(
     checks: pd.DataFrame,
     comparisons: pd.DataFrame,
     simpson: pd.DataFrame | None,
+    metrics: Sequence[Metric] = (),
 ) -> list[str]:
     """Findings in plain language, headline first."""
+    info = {m.name: m for m in metrics}
     primary = comparisons[comparisons["role"] == "primary"]
     head = f"Decision: {decision}."
     if not primary.empty:
         r = primary.iloc[0]
-        head += (
-            f" {r['metric']} {_pct(r['lift'])} for {r['variant']} vs {r['control']} "
-            f"(95 % CI {_pct(r['lift_low'])} to {_pct(r['lift_high'])})."
-        )
+        head += f" {r['metric']} {_effect(r, info.get(r['metric']))} for {r['variant']} vs "
+        head += f"{r['control']}."
     lines = [head]
     failed = checks[checks["status"] == "fail"]
     lines += [f"**Check failed:** {m}" for m in failed["message"]]
@@ -197,8 +209,8 @@ def describe(
     lines += list(reasons)
     for r in comparisons[comparisons["role"] != "primary"].to_dict("records"):
         lines.append(
-            f"{r['role'].capitalize()} {r['metric']} ({r['variant']}): lift "
-            f"{_pct(r['lift'])} (CI {_pct(r['lift_low'])} to {_pct(r['lift_high'])}), "
+            f"{r['role'].capitalize()} {r['metric']} ({r['variant']}): "
+            f"{_effect(r, info.get(r['metric']))}, "
             f"adjusted {_pval(r.get('p_adjusted', r['p_value']))}."
         )
     if simpson is not None and not simpson.empty:
@@ -233,10 +245,13 @@ def methods(metrics: Sequence[Metric], params: dict) -> list[str]:
         f"split, failing when p < {params.get('srm_alpha')} and a variant is more than "
         f"{params.get('srm_min_deviation'):.1%} off its expected count; multiple exposure; "
         "pre-period balance of the covariate (standardised mean difference > 0.1 and p < 0.001).",
-        "Frequentist: two-proportion z-test (as R `prop.test(correct = FALSE)`), Welch t-test (as "
+        "Frequentist: two-proportion z-test (as R `prop.test(correct = FALSE)`; Fisher's exact "
+        "test with Newcombe's interval when an expected count is below 5), Welch t-test (as "
         "R `t.test`), delta-method z-test for ratio metrics (Deng et al. 2018); relative lift "
         "intervals by the delta method; CUPED with the pooled within-variant slope on the "
-        f"pre-period covariate `{params.get('covariate')}` (Deng et al. 2013) when given. "
+        f"pre-period covariate `{params.get('covariate')}` (Deng et al. 2013) when given; a "
+        "customer without a covariate value counts as 0 (no pre-period activity), which keeps "
+        "the adjusted estimate unbiased. "
         f"Alternative: {params.get('alternative')}; p-values adjusted by "
         f"{params.get('correction')} within scope '{params.get('scope')}'.",
         "Bayesian: Beta(1, 1)-Binomial for proportions; a normal large-sample posterior for means "
@@ -249,6 +264,8 @@ def methods(metrics: Sequence[Metric], params: dict) -> list[str]:
         f"Decision rule: {params.get('method')} evidence on the primary metric(s); a failed "
         "check makes the readout inconclusive; a guardrail harmed beyond its margin blocks "
         "shipping; without a credible difference the test keeps running until the planned "
-        f"sample for a {params.get('mde'):.0%} lift is reached, then it is inconclusive.",
+        f"sample for a {params.get('mde'):.0%} lift is reached (80 % power at alpha = "
+        f"{params.get('alpha')}, {params.get('alternative')}, per comparison), then it is "
+        "inconclusive.",
     ]
     return lines

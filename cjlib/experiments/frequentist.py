@@ -2,7 +2,10 @@
 
 - Proportions: two-proportion z-test with the pooled standard error (= R ``prop.test(x, n,
   correct = FALSE)``, whose X-squared is z²); the interval on the difference is the unpooled Wald
-  interval, as R reports it.
+  interval, as R reports it. With few conversions (or non-conversions) the normal approximation
+  fails: when an expected count of the 2×2 table under H0 is below 5 (Cochran's rule; R's
+  ``prop.test`` warns there) the p-value is Fisher's exact test's (= R ``fisher.test``, conditional
+  on the margins) and the interval Newcombe's hybrid score interval (Newcombe 1998, method 10).
 - Means: Welch's t-test and interval (= R ``t.test(x, y)``; Welch-Satterthwaite df).
 - Ratio metrics (Σy / Σd over customers): delta-method variance (Deng et al. 2018), z-test.
 - CUPED (Deng, Xu, Kohavi & Walker 2013): ``ŷ_adj = ŷ − θ (x̄_v − x̄)`` with ``θ`` the pooled
@@ -26,13 +29,14 @@ from scipy import stats as st
 
 from cjlib.experiments.metrics import Metric
 from cjlib.experiments.stats import moments
-from cjlib.stats import benjamini_hochberg, holm, wilson_interval
+from cjlib.stats import benjamini_hochberg, holm, newcombe_interval, wilson_interval
 
 __all__ = [
     "ALTERNATIVES",
     "CORRECTIONS",
     "SCOPES",
     "prop_test",
+    "exact_prop_test",
     "welch_test",
     "variant_estimates",
     "compare",
@@ -99,6 +103,22 @@ def prop_test(
         p_value=_p_from_z(z, alternative),
         se=se,
     )
+
+
+def exact_prop_test(
+    x1: int, n1: int, x2: int, n2: int, *, alternative: str = "two-sided", confidence=0.95
+) -> dict | None:
+    """For small counts: ``None`` when every expected count of the 2×2 table under H0 (pooled
+    rate × n) is at least 5, else ``diff, low, high, p_value`` with Fisher's exact p-value (R
+    ``fisher.test``; ``greater`` = p1 > p2) and Newcombe's interval on ``p1 − p2``."""
+    _check(alternative, confidence)
+    pooled = (x1 + x2) / (n1 + n2)
+    if min(pooled, 1 - pooled) * min(n1, n2) >= 5:
+        return None
+    table = [[x1, n1 - x1], [x2, n2 - x2]]
+    p = float(st.fisher_exact(table, alternative=alternative).pvalue)
+    low, high = newcombe_interval(x1, n1, x2, n2, confidence=confidence)
+    return dict(diff=x1 / n1 - x2 / n2, low=float(low), high=float(high), p_value=min(p, 1.0))
 
 
 def welch_test(
@@ -239,15 +259,12 @@ def compare(
                 rows.append(row | {"test": "too few customers"})
                 continue
             if m.kind == "binary" and not adjusted:
-                res = prop_test(
-                    int(v["s_y"]),
-                    int(v["n"]),
-                    int(c["s_y"]),
-                    int(c["n"]),
-                    alternative=alternative,
-                    confidence=confidence,
-                )
-                test = "two-proportion z-test"
+                counts = (int(v["s_y"]), int(v["n"]), int(c["s_y"]), int(c["n"]))
+                kw = dict(alternative=alternative, confidence=confidence)
+                res = exact_prop_test(*counts, **kw)
+                test = "Fisher's exact test (an expected count < 5)"
+                if res is None:
+                    res, test = prop_test(*counts, **kw), "two-proportion z-test"
             elif m.kind == "mean" and not adjusted:
                 res = welch_test(
                     v["estimate"],

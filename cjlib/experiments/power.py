@@ -126,9 +126,12 @@ def plan(
     alpha: float = 0.05,
     target: float = 0.8,
     traffic_per_day: float | None = None,
+    one_sided: bool = False,
 ) -> pd.DataFrame:
     """Per metric, from the control group's estimates: baseline, per-customer sd, customers per
-    variant and days needed for ``mde_target``, and the power and MDE at the current size."""
+    variant and days needed for ``mde_target``, and the power and MDE at the current size.
+    ``one_sided``: plan for the one-sided test the analysis runs (``alternative`` greater or
+    less), with z_{1−α}. ``alpha`` is per comparison: no multiple-testing correction."""
     info = {m.name: m for m in metrics}
     variants = int(estimates["variant"].nunique())
     rows = []
@@ -138,12 +141,13 @@ def plan(
         sd = math.sqrt(r["var"] * n) if m.kind != "binary" else None
         row = dict(metric=m.name, role=m.role, kind=m.kind, baseline=base, sd=sd, mde=mde_target)
         try:
-            need = sample_size(m.kind, base, mde_target, sd=sd, alpha=alpha, target=target)
+            kw = dict(sd=sd, alpha=alpha, one_sided=one_sided)
+            need = sample_size(m.kind, base, mde_target, target=target, **kw)
             row |= dict(
                 n_needed=int(math.ceil(need)),
                 n_now=int(n),
-                power_now=power(m.kind, base, mde_target, n, sd=sd, alpha=alpha),
-                mde_now=mde(m.kind, base, n, sd=sd, alpha=alpha, target=target),
+                power_now=power(m.kind, base, mde_target, n, **kw),
+                mde_now=mde(m.kind, base, n, target=target, **kw),
             )
             if traffic_per_day:
                 row["days_needed"] = duration(need, traffic_per_day, variants=variants)

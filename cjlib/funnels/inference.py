@@ -2,8 +2,8 @@
 
 - :func:`two_proportion_test`: two-sided pooled z test of p1 = p2, the same p-value as R's
   ``prop.test(c(x1, x2), c(n1, n2), correct = FALSE)`` (chi-square with 1 df = z^2).
-- :func:`newcombe_interval`: interval for p1 - p2 from the two Wilson intervals, Newcombe (1998)
-  method 10 ("hybrid score"), Statistics in Medicine 17:873.
+- :func:`newcombe_interval` (from :mod:`cjlib.stats`): interval for p1 - p2, Newcombe (1998)
+  method 10.
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 from scipy.stats import norm
 
-from cjlib.stats import benjamini_hochberg, holm, wilson_interval
+from cjlib.stats import benjamini_hochberg, holm, newcombe_interval
 
 __all__ = ["two_proportion_test", "newcombe_interval", "adjust", "ADJUSTMENTS"]
 
@@ -28,19 +28,6 @@ def two_proportion_test(x1, n1, x2, n2) -> np.ndarray:
         z = (x1 / n1 - x2 / n2) / se
         p = 2 * norm.sf(np.abs(z))
     return np.where((n1 > 0) & (n2 > 0) & (se > 0), p, np.nan)
-
-
-def newcombe_interval(x1, n1, x2, n2, *, confidence: float = 0.95):
-    """``(low, high)`` for p1 - p2 (Newcombe's hybrid score interval, from Wilson limits)."""
-    x1, n1, x2, n2 = (np.asarray(v, dtype=float) for v in (x1, n1, x2, n2))
-    l1, u1 = wilson_interval(x1, n1, confidence=confidence)
-    l2, u2 = wilson_interval(x2, n2, confidence=confidence)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        p1, p2 = x1 / n1, x2 / n2
-        d = p1 - p2
-        low = d - np.sqrt((p1 - l1) ** 2 + (u2 - p2) ** 2)
-        high = d + np.sqrt((u1 - p1) ** 2 + (p2 - l2) ** 2)
-    return low, high
 
 
 def adjust(p_values, method: str = "holm") -> np.ndarray:

@@ -45,7 +45,7 @@ def _excess(r: Any, o: Any, confidence: float):
     """Detractor share of a group against the rest of the answers: ``None`` unless the
     Newcombe interval of the difference lies above 0; else (share, excess, excess low, Wilson low,
     Wilson high, rest share)."""
-    from cjlib.funnels.inference import newcombe_interval
+    from cjlib.stats import newcombe_interval
 
     if r.suppressed or not r.nps_answers:
         return None
