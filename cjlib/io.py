@@ -20,7 +20,14 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from cjlib.checks import NOTES, check_pandas_timestamps, coerce, infer_properties, validate
+from cjlib.checks import (
+    DECIMALS,
+    NOTES,
+    check_pandas_timestamps,
+    coerce,
+    infer_properties,
+    validate,
+)
 from cjlib.duplicates import duplicates as _duplicates
 from cjlib.engine import Engine, get_engine
 from cjlib.schema import COLUMN_MAPS, SchemaError, TableSpec, resolve_column_map, spec_for
@@ -114,6 +121,7 @@ def load_table(
     keep: bool = True,
     timestamp_format: str | None = None,
     constants: Mapping[str, Any] | None = None,
+    decimal: str = ".",
 ) -> LoadedTable:
     """Load one contract table (see the module doc). Specific loaders wrap this.
 
@@ -154,12 +162,18 @@ def load_table(
         ``{column: value}``: columns the source lacks, with one value on every row. An order
         table (``customer_id, order_date, revenue``) loads as events with
         ``column_map={"order_date": "timestamp"}, constants={"event": "purchase"}``.
+    decimal
+        The decimal mark of numbers written as text (CSV): ``"."`` (default) or ``","`` for
+        European exports (``12,50``; points or spaces may group thousands: ``1.234,75``). Text
+        that is no number in that layout is refused with the rows named.
     """
     import pandas as pd
 
     spec = spec_for(table)
     if duplicates not in DUPLICATES:
         raise ValueError(f"duplicates must be one of {list(DUPLICATES)}, got {duplicates!r}")
+    if decimal not in DECIMALS:
+        raise ValueError(f"decimal must be one of {list(DECIMALS)}, got {decimal!r}")
     engine = engine or getattr(source, "engine", None) or get_engine()
     label = str(source) if isinstance(source, (str, Path)) else type(source).__name__
     if isinstance(source, pd.DataFrame):
@@ -182,6 +196,7 @@ def load_table(
             keep=keep,
             timestamp_format=timestamp_format,
             constants=constants,
+            decimal=decimal,
         )
     except Exception:
         engine.forget_source(raw)
@@ -207,12 +222,13 @@ def _load(
     keep: bool,
     timestamp_format: str | None = None,
     constants: Mapping[str, Any] | None = None,
+    decimal: str = ".",
 ) -> LoadedTable:
     raw = _with_constants(table, raw, constants, column_map)
     mapping = resolve_column_map(table, raw.columns, column_map)
     raw = raw.rename({new: old for old, new in mapping.items()}) if mapping else raw
-    raw = infer_properties(raw, spec, engine)
-    coerced, checks = coerce(raw, spec, engine, timestamp_format)
+    raw = infer_properties(raw, spec, engine, decimal)
+    coerced, checks = coerce(raw, spec, engine, timestamp_format, decimal)
     counts = validate(coerced, raw, spec, checks, engine)
     rows_read = counts["rows"]
 

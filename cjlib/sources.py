@@ -57,11 +57,30 @@ def read(engine: Engine, source: Any, *, table: str | None = None) -> ir.Table:
     raise ValueError(f"source {str(path)!r}: unknown file type; use .csv/.tsv, .parquet or .duckdb")
 
 
+def _delimiter(path: Path) -> str:
+    """The header line's most frequent separator among , ; tab | (DuckDB sniffs the file
+    itself; Spark reads commas unless told)."""
+    with open(path, encoding="utf-8-sig", errors="replace") as f:
+        head = f.readline()
+    counts = {d: head.count(d) for d in (",", ";", "\t", "|")}
+    best = max(counts, key=counts.get)
+    return best if counts[best] else ","
+
+
 def _read_csv(engine: Engine, path: Path) -> ir.Table:
     if engine.name == "duckdb":
         # all_varchar: the loader parses types itself so bad values are reported, not guessed
         return engine.con.read_csv(str(path), all_varchar=True)
-    return engine.con.read_csv(str(path), header=True, inferSchema=False)
+    # RFC 4180 quoting (a quote inside a quoted field is doubled; Spark's default escape is a
+    # backslash) and quoted line breaks (survey comments)
+    return engine.con.read_csv(
+        str(path),
+        header=True,
+        inferSchema=False,
+        sep=_delimiter(path),
+        escape='"',
+        multiLine=True,
+    )
 
 
 def _read_duckdb_file(engine: Engine, path: Path, table: str | None) -> ir.Table:

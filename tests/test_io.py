@@ -290,7 +290,7 @@ def test_revenue_that_is_not_a_number(tiny_events, write_csv, engine):
         r"events\.revenue: values that are not numbers \(1 row\)",
     )
     # the hint fits the problem (it said "refunds belong in their own event type")
-    assert "decimal commas" in str(err) and "refunds" not in str(err)
+    assert "decimal=" in str(err) and "refunds" not in str(err)
 
 
 # fmt: off
