@@ -99,7 +99,8 @@ def persona_segments(source: Any, *, engine: Engine | None = None):
 @dataclass(frozen=True)
 class SegmentResult(TestedTable):
     """``table``: one row per (segment, step) with the segment's and the rest's conversion from
-    the previous step (step ``0`` = the whole funnel: last step / entrants), their difference
+    the previous step (step ``0`` = the whole funnel: last step / entrants whose outcome is
+    decided, in-progress units left out as in the funnel table), their difference
     with a Newcombe interval, the test's p-value and the adjusted p-value; ``sizes``: entrants
     per segment and whether it was suppressed."""
 
@@ -164,6 +165,8 @@ def funnel_segments(
         raise ValueError(f"segments must have customer_id and one segment column, got "
                          f"{list(seg.columns)}")  # fmt: skip
     seg = seg.select("customer_id", segment=seg[others[0]].cast("string"))
+    if missing == "drop":  # a null value is no segment, as is no row
+        seg = seg.filter(seg.segment.notnull())
     dup = eng.to_pandas(seg.count() - seg.customer_id.nunique())
     if int(dup):
         raise ValueError(f"segments: {int(dup)} customers appear more than once; give one "
