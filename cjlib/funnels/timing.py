@@ -169,7 +169,7 @@ def timing_tables(hist: pd.DataFrame, labels: list[str]) -> tuple[pd.DataFrame, 
         secs = conv["bucket"].to_numpy(dtype=float) / 1e6
         n = conv["n"].to_numpy(dtype=float)
         km = kaplan_meier(g["bucket"] / 1e6, g["event"], g["n"])
-        half = km[km["converted"] >= 0.5]
+        half = km[km["converted"] >= 0.5 - 1e-12]  # 1 - S(t) = 1/2 exactly may round below
         rows.append(
             {
                 "step": int(step),

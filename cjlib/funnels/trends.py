@@ -34,13 +34,14 @@ _UNITS = {"week": ("W", pd.Timedelta(days=7)), "month": ("M", None)}
 
 def trend_test(x, n) -> tuple[float, float]:
     """``(slope, p_value)``: WLS slope of x/n on 0..k-1 (weights n) and the Cochran-Armitage
-    two-sided p-value (scores 0..k-1), as R ``prop.trend.test(x, n)``."""
+    two-sided p-value (scores 0..k-1), as R ``prop.trend.test(x, n)``; a group with n = 0 is
+    left out and the others keep their scores, as there."""
     x, n = np.asarray(x, dtype=float), np.asarray(n, dtype=float)
     ok = n > 0
+    s = np.arange(len(n), dtype=float)[ok]
     x, n = x[ok], n[ok]
     if len(n) < 2:
         return np.nan, np.nan
-    s = np.arange(len(n), dtype=float)
     p = x.sum() / n.sum()
     sbar = (n * s).sum() / n.sum()
     sxx = (n * (s - sbar) ** 2).sum()
