@@ -114,6 +114,24 @@ def test_stage_view_starts_at_the_first_stage_the_data_record(engine):
     assert view.to_dict()["skipped"] == ["awareness"]
 
 
+def test_stage_view_ends_at_the_last_stage_the_data_record(engine):
+    """An order log maps to consideration and purchase only: a stage funnel through retention
+    and advocacy showed a 100 % loss into stages nobody records (the simple-shop report's last
+    bar). Hand count: a, b view; a buys: consideration 2 -> purchase 1, and nothing after."""
+    t0 = pd.Timestamp("2026-01-01", tz="UTC")
+    rows = [("a", 0, "product_view"), ("a", 1, "purchase"), ("b", 0, "product_view")]
+    df = pd.DataFrame(rows, columns=["customer_id", "hours", "event"])
+    df["timestamp"] = t0 + pd.to_timedelta(df.pop("hours"), unit="h")
+    view = funnels.stage_view(df, cj.five_stage(), min_customers=1, engine=engine)
+    assert view.skipped == ("awareness",) and view.trailing == ("retention", "advocacy")
+    assert list(view.funnel.steps["label"]) == ["consideration", "purchase"]
+    assert list(view.funnel.steps["customers"]) == [2, 1]
+    assert view.to_dict()["trailing"] == ["retention", "advocacy"]
+    # one recorded stage only: still a two-stage funnel (into the next stage)
+    only = funnels.stage_view(df[df.event == "product_view"], cj.five_stage(), engine=engine)
+    assert list(only.funnel.steps["label"]) == ["consideration", "purchase"]
+
+
 def test_dwell_times_to_the_second_under_an_hour(engine):
     """Consideration lasts 45 s for a and 2 h 0 min 30 s for b (then purchase): to the second
     under an hour, to the minute above, so 45 s and 7,200 s (minute precision made 45 s 0)."""

@@ -36,15 +36,15 @@ What is checked, and the rules the references encode:
 4. ``stage_view``: events mapped to stages (exact names after normalising, then patterns, the
    ``repeats`` rule: events in a repeated stage after the customer's first one there count as the
    later stage, ties with the first stay); the stage funnel is the closed funnel (ties count as
-   following, greedy earliest occurrence, ``window`` default none) over the stages from the
-   first stage any event maps to (``skipped``: the earlier ones); its table (customers, in
-   progress, dropped, conversion from the previous step and from the start with Wilson
-   intervals, drop-off) as ``summary.py`` defines it; ``references`` (industry figures with our
-   lost share = drop-off at ``to_stage`` and its interval 1 - the conversion interval);
-   ``furthest``; Sankey ``links`` from the collapsed stage paths with at least ``min_customers``
-   customers (positions 1..``depth``, ``(end)`` after a path shorter than ``depth``); and
-   ``regression_share`` (regressions / stage-to-stage moves). Transitions, paths and dwell times
-   are covered by ``tests/test_journeys_oracle.py`` and are not repeated here.
+   following, greedy earliest occurrence, ``window`` default none) over the stages from the first to
+   the last stage any event maps to (``skipped``, ``trailing``: the others); its table (customers,
+   in progress, dropped, conversion from the previous step and from the start with Wilson intervals,
+   drop-off) as ``summary.py`` defines it; ``references`` (industry figures with our lost share =
+   drop-off at ``to_stage`` and its interval 1 - the conversion interval); ``furthest``; Sankey
+   ``links`` from the collapsed stage paths with at least ``min_customers`` customers (positions
+   1..``depth``, ``(end)`` after a path shorter than ``depth``); and ``regression_share``
+   (regressions / stage-to-stage moves). Transitions, paths and dwell times are covered by
+   ``tests/test_journeys_oracle.py`` and are not repeated here.
 
 Random logs: seeded, 20-200 customers with 1-6 events each, entries spread over about four
 months (so there are many weekly and several monthly cohorts), times on whole minutes and often
@@ -1004,9 +1004,10 @@ def stage_view_reference(log: Log, model: StageModel, opts: dict) -> dict[str, p
     confidence = opts.get("confidence", 0.95)
     st = staged(log, model)
     first = min(i for rows in st.values() for _, i, _ in rows)
+    last = max(i for rows in st.values() for _, i, _ in rows)  # later stages: not recorded
     # Reading: with only the last stage seen a two-step funnel cannot start there; the random
     # pools always map events to earlier stages, so that case does not arise here.
-    steps = stages[first:]
+    steps = stages[first : max(last, first + 1) + 1]
     cfg = dict(steps=steps, window=opts.get("window"))
     # Reading: the stage funnel's data end is the last event in the data, mapped or not.
     f = Funnel(cfg, last_event(log))
@@ -1084,7 +1085,10 @@ def stage_view_reference(log: Log, model: StageModel, opts: dict) -> dict[str, p
         references=references,
         furthest=furthest_table,
         links=links_table,
-        meta=pd.DataFrame([(tuple(stages[:first]), share)], columns=["skipped", "regressions"]),
+        meta=pd.DataFrame(
+            [(tuple(stages[:first]), tuple(stages[first + len(steps) :]), share)],
+            columns=["skipped", "trailing", "regressions"],
+        ),
     )
 
 
@@ -1100,7 +1104,8 @@ def compare_stage_view(log: Log, build, opts: dict, engine):
         .sort_values(["source", "target"])  # Reading: the order of links is not documented
         .reset_index(drop=True),
         meta=pd.DataFrame(
-            [(tuple(view.skipped), view.regression_share())], columns=["skipped", "regressions"]
+            [(tuple(view.skipped), tuple(view.trailing), view.regression_share())],
+            columns=["skipped", "trailing", "regressions"],
         ),  # fmt: skip
     )
     for key in want:

@@ -92,10 +92,11 @@ def sankey_links(paths: pd.DataFrame, *, depth: int = 4) -> pd.DataFrame:
 
 @dataclass(frozen=True)
 class StageView:
-    """``funnel``: the closed stage funnel, from the first stage the data record (``skipped``:
-    the earlier stages, which no event maps to: a click-stream seldom records awareness, and a
-    closed funnel entered there would be empty); ``furthest``, ``transitions``, ``paths``: from
-    :mod:`cjlib.journeys`; ``dwell``: time in each stage; ``links``: Sankey links;
+    """``funnel``: the closed stage funnel, from the first to the last stage the data record
+    (``skipped``: the earlier stages, which no event maps to: a click-stream seldom records
+    awareness, and a closed funnel entered there would be empty; ``trailing``: the later ones, which
+    would show a 100 % loss that is only a stage nobody records); ``furthest``, ``transitions``,
+    ``paths``: from :mod:`cjlib.journeys`; ``dwell``: time in each stage; ``links``: Sankey links;
     ``references``: industry figures next to ours (``our_lost_share`` with its interval)."""
 
     funnel: FunnelResult
@@ -107,6 +108,7 @@ class StageView:
     references: pd.DataFrame
     stages: StageModel
     skipped: tuple[str, ...] = ()
+    trailing: tuple[str, ...] = ()
 
     def regression_share(self) -> float:
         """Share of stage-to-stage moves that go back to an earlier stage."""
@@ -131,6 +133,7 @@ class StageView:
             "dwell": records(self.dwell),
             "references": records(self.references),
             "skipped": list(self.skipped),
+            "trailing": list(self.trailing),
         }
 
 
@@ -146,16 +149,19 @@ def stage_view(
     engine: Engine | None = None,
 ) -> StageView:
     """Everything the stage section of the drop-off study shows, for ``stages`` (default
-    five-stage). The stage funnel starts at the first stage any event maps to (see
-    :class:`StageView`). ``window``: of the stage funnel (default none: stages are slow);
-    ``top``/``min_customers``: stage paths listed and their privacy threshold."""
+    five-stage). The stage funnel runs from the first to the last stage any event maps to (at least
+    two stages; see :class:`StageView`). ``window``: of the stage funnel (default none: stages are
+    slow); ``top``/``min_customers``: stage paths listed and their privacy threshold."""
     from cjlib import journeys
 
     model = stages or five_stage()
     dwell = dwell_times(events, model, engine=engine)
     seen = (dwell["steps"] + dwell["open_steps"]).to_numpy() > 0
-    first = min(int(seen.argmax()) if seen.any() else 0, len(model.stages) - 2)
-    steps = [f"stage:{s}" for s in model.stages[first:]]
+    n_stages = len(model.stages)
+    first = min(int(seen.argmax()) if seen.any() else 0, n_stages - 2)
+    last = n_stages - 1 - int(seen[::-1].argmax()) if seen.any() else n_stages - 1
+    last = max(last, first + 1)
+    steps = [f"stage:{s}" for s in model.stages[first : last + 1]]
     f = funnel(events, steps, stages=model, window=window, confidence=confidence, engine=engine)
     paths_all = journeys.stage_paths(events, model, top=None, min_customers=min_customers,
                                      confidence=confidence, engine=engine)  # fmt: skip
@@ -178,4 +184,5 @@ def stage_view(
         references=refs,
         stages=model,
         skipped=tuple(model.stages[:first]),
+        trailing=tuple(model.stages[last + 1 :]),
     )

@@ -1,13 +1,13 @@
 """Time to convert: duration histograms in the engine, quantiles and Kaplan-Meier locally.
 
-For each step k (2..n in ordered modes), every unit that reached step k-1 contributes one
-duration: the time to step k when it got there (an *event*), otherwise the time until its
-follow-up ended (*censored*): the data end (``as_of``), the window end, the step's maximum gap or
-the exclusion event, whichever came first. In any-order mode every entered unit contributes to
-every step k = 1..n (it may still do the earlier steps later), the clock starts at entry and
-step k is reached when steps 1..k all are. Durations are floored in the engine (by default to the second
-under an hour and to the minute above; :func:`bucket`) and come back as counts per (step,
-duration, event), so the result is small at any data size.
+For each step k (2..n in ordered modes), every unit that reached step k-1 contributes one duration:
+the time to step k when it got there (an *event*), otherwise the time until its follow-up ended
+(*censored*): the data end (``as_of``), the window end, the step's maximum gap or the exclusion
+event, whichever came first. In any-order mode every entered unit contributes to every step k = 1..n
+(it may still do the earlier steps later), the clock starts at entry and step k is reached when
+steps 1..k all are. Durations are floored in the engine (by default to the second under an hour and
+to the minute above; :func:`bucket`) and come back as counts per (step, duration, event), so the
+result is small at any data size.
 
 Kaplan-Meier (Kaplan & Meier 1958) treats in-progress units as censored; the curve reported is
 the cumulative conversion 1 - S(t) with a Greenwood variance and a log-log 95 % interval
