@@ -87,8 +87,9 @@ class Engine:
     ) -> Engine:
         """Spark through Ibis: an existing ``SparkSession``, a Spark Connect URL, or local mode.
 
-        The session time zone is set to UTC (timestamps in cjlib are UTC) and pandas data goes to
-        Spark through Arrow (so missing values arrive as nulls). Needs the ``spark``
+        The session time zone is set to UTC (timestamps in cjlib are UTC; a warning says so when an
+        existing session had another) and pandas data goes to Spark through Arrow (so missing
+        values arrive as nulls). Needs the ``spark``
         extra (``pip install 'cjlib[spark]'``) and Java 17 for local mode.
         """
         try:
@@ -114,7 +115,15 @@ class Engine:
             session = builder.getOrCreate()
             if not remote:
                 session.sparkContext.setLogLevel("ERROR")
-        else:
+        else:  # the analyst's own session: say what changes for their other queries
+            old = session.conf.get("spark.sql.session.timeZone", None)
+            if old not in ("UTC", "Etc/UTC", "GMT", "+00:00", "Z"):
+                warnings.warn(
+                    f"Engine.spark set this SparkSession's spark.sql.session.timeZone from "
+                    f"{old!r} to 'UTC' (cjlib reads and writes UTC); set it back after the "
+                    "analysis if other work relies on it",
+                    stacklevel=2,
+                )
             session.conf.set("spark.sql.session.timeZone", "UTC")
         # pandas DataFrames reach Spark through Arrow: without it a missing text value arrives
         # as the string 'NaN' (pandas stores text gaps as NaN), not as a null

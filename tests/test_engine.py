@@ -6,6 +6,8 @@ and compares the stage-sequence, path, transition and furthest-stage reductions 
 
 from __future__ import annotations
 
+import warnings
+
 import pandas as pd
 import pytest
 from conftest import DATA
@@ -84,7 +86,13 @@ def test_read_rejects_unknown_sources(engine, tmp_path):
 def test_existing_spark_session_is_reused(spark_engine, tiny_events):
     """Engine.spark(session) wraps a session the user already has (and sets UTC on it)."""
     session = spark_engine.con._session
-    wrapped = Engine.spark(session)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # already UTC: nothing to say
+        wrapped = Engine.spark(session)
+    assert session.conf.get("spark.sql.session.timeZone") == "UTC"
+    session.conf.set("spark.sql.session.timeZone", "Europe/Berlin")
+    with pytest.warns(UserWarning, match=r"from 'Europe/Berlin' to 'UTC'"):
+        wrapped = Engine.spark(session)
     assert session.conf.get("spark.sql.session.timeZone") == "UTC"
     furthest = cj.furthest_stage(tiny_events, engine=wrapped)
     assert furthest["customers"].sum() == 3
