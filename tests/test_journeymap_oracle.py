@@ -21,8 +21,9 @@ call no cjlib computation. They loop over the raw rows. The rules they encode:
   event; conversion to the next stage = reached next / reached this (Wilson), none from a stage
   without events (and, as cjlib reads it, none into a stage nobody reached);
 - time in stage: from a stage step to the customer's next step (steps by time, ties by stage
-  order then event name, consecutive repeats collapsed), last steps left out; the median is the
-  ordinary one (mean of the two middle values) of the exact durations in hours;
+  order then event name, consecutive repeats collapsed), last steps left out; durations floored
+  to the second under an hour and to the minute above, the median the empirical one (Hyndman &
+  Fan type 1: the smallest duration with cumulative share >= 1/2), as ``dwell_times``;
 - top actions / channels per stage: distinct customers per event name (channel), groups with
   fewer than ``min_size`` customers left out, most customers first, ties by name;
 - NPS = 100 (promoters 9-10 - detractors 0-6) / answers with an NPS, Wald interval on
@@ -230,6 +231,15 @@ def t_interval(values: list[float]) -> tuple[float, float, float]:
     return mean, mean - half, mean + half
 
 
+def dwell_median(hours: list[float]) -> float:
+    """Type 1 median (the smallest value with at least half of the values at or below it) of
+    durations floored to the second under an hour and to the minute above."""
+    micros = [round(h * 3.6e9) for h in hours]  # the integer microseconds the hours came from
+    units = [10**6 if u < 3.6e9 else 6 * 10**7 for u in micros]  # a second, a minute
+    floored = sorted(u // unit * unit / 3.6e9 for u, unit in zip(micros, units, strict=True))
+    return floored[math.ceil(len(floored) / 2) - 1] if floored else math.nan
+
+
 def median(values: list[float]) -> float:
     v = sorted(values)
     n = len(v)
@@ -405,7 +415,7 @@ def oracle_stage_side(rows: list[dict], opts: dict) -> pd.DataFrame:
                 "conversion_next": conv,
                 "conversion_next_low": lo,
                 "conversion_next_high": hi,
-                "median_dwell_hours": median(hours[i]),
+                "median_dwell_hours": dwell_median(hours[i]),
                 "actions": top_list({k: len(v) for k, v in actions.items()}, n, size),
                 "channels": top_list({k: len(v) for k, v in channels.items()}, n, size),
                 "has_events": has[i],
@@ -726,15 +736,15 @@ def oracle_pain(rows, answers, voc_frames, stage_side) -> pd.DataFrame:
                         f"touchpoint {tp}", n, k1 / n1, *wilson_by_hand(k1, n1)))  # fmt: skip
     steps = closed_steps(rows)
     if steps:
-        threshold = median([h for _, _, h in steps])
+        threshold = dwell_median([h for _, _, h in steps])
         for i, stage in enumerate(STAGES):
             mine = [(c, h) for c, j, h in steps if j == i]
             if not mine:
                 continue
             n = len({c for c, _ in mine})
-            k = len({c for c, h in mine if h > threshold})
+            k = len({c for c, h in mine if dwell_median([h]) > threshold})
             lo, hi = wilson_by_hand(k, n)
-            if median([h for _, h in mine]) > threshold and lo > 0.5:
+            if dwell_median([h for _, h in mine]) > threshold and lo > 0.5:
                 out.append(("slow stage", stage, f"time spent in {stage}", round(k - 0.5 * n),
                             k / n, lo, hi))  # fmt: skip
     return pd.DataFrame(out, columns=PAIN_COLS)

@@ -13,7 +13,9 @@ METHODS = [
     "reached; going back does not lower it). Conversion to the next stage = customers who reached "
     "the next stage / customers who reached this one, with a Wilson interval.",
     "Time in stage = from entering a stage step to the next stage step (repeats collapsed); a "
-    "customer's last step has no end and is left out; the map shows the median.",
+    "customer's last step has no end and is left out; durations to the second under an hour "
+    "and to the minute above; the map shows the median (the middle duration that occurred, "
+    "as in the stage drop-off study's dwell table).",
     "Emotion track = mean CSAT (1-5) of the answers given at each stage, with a Student t "
     "interval; NPS per stage as in the voice-of-the-customer section.",
     "Pain points are ranked by the number of customers affected: drop-off = reached the stage "

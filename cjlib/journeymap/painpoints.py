@@ -61,11 +61,14 @@ def _excess(r: Any, o: Any, confidence: float):
 
 
 def slow_steps(events: Any, stages: Any, *, engine: Engine | None = None) -> pd.DataFrame:
-    """Per stage: closed steps, their median dwell (hours, from exact durations; the engine's
-    median, which interpolates between the two middle values), and customers with a step longer
-    than the median over all closed steps of all stages (``threshold_hours``)."""
+    """Per stage: closed steps, their median dwell (hours) and customers with a step longer
+    than the median over all closed steps of all stages (``threshold_hours``). Durations and
+    medians as :func:`cjlib.funnels.stage_view.dwell_times` gives them (floored to the second
+    under an hour and to the minute above; empirical median, Hyndman & Fan type 1), so the
+    journey map and the stage drop-off study show the same time in stage."""
     import ibis
 
+    from cjlib.funnels.timing import _quantile, bucket
     from cjlib.journeys import _ORDER, stage_steps
 
     steps = stage_steps(events, stages, engine=engine)
@@ -73,20 +76,28 @@ def slow_steps(events: Any, stages: Any, *, engine: Engine | None = None) -> pd.
     w = ibis.window(group_by="customer_id", order_by=list(_ORDER))
     steps = steps.mutate(next_ts=steps.timestamp.lead().over(w))
     steps = steps.filter(steps.next_ts.notnull())
-    hours = (engine.epoch_us(steps.next_ts) - engine.epoch_us(steps.timestamp)) / 3600e6
-    steps = steps.mutate(hours=hours.cast("float64"))
-    threshold = float(engine.to_pandas(steps.hours.median()))
-    slow = steps.hours > threshold
+    us = bucket(engine.epoch_us(steps.next_ts) - engine.epoch_us(steps.timestamp), None)
+    steps = steps.mutate(us=us.cast("int64"))
+    hist = engine.to_pandas(steps.group_by(["stage_index", "us"]).aggregate(n=steps.count()))
+    hist = hist.astype({"stage_index": "int64", "us": "int64", "n": "int64"}).sort_values("us")
+    whole = hist.groupby("us", as_index=False)["n"].sum()
+    threshold = _quantile(whole["us"].to_numpy(dtype=float), whole["n"].to_numpy(), 0.5)
+    slow = steps.us > (int(threshold) if threshold == threshold else 0)
     out = engine.to_pandas(
         steps.group_by("stage_index").aggregate(
             steps=steps.count(),
             customers=steps.customer_id.nunique(),
-            median_hours=steps.hours.median(),
             slow_customers=ibis.ifelse(slow, steps.customer_id, ibis.null("string")).nunique(),
         )
     )
-    out["stage"] = [stages.stages[int(i)] for i in out.pop("stage_index")]
-    out["threshold_hours"] = threshold
+    idx = out.pop("stage_index").astype(int)
+    medians = {
+        i: _quantile(g["us"].to_numpy(dtype=float), g["n"].to_numpy(), 0.5) / 3.6e9
+        for i, g in hist.groupby("stage_index")
+    }
+    out["median_hours"] = [medians.get(i, np.nan) for i in idx]
+    out["stage"] = [stages.stages[i] for i in idx]
+    out["threshold_hours"] = threshold / 3.6e9
     return out.sort_values("stage", key=lambda s: s.map(stages.stages.index), ignore_index=True)
 
 
