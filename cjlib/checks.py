@@ -57,7 +57,8 @@ def _timestamp_expr(col: ir.Column, table: str, name: str, engine: Engine, fmt: 
             value = timeformats.parse(text, (timeformats.check_format(fmt),), engine)
         else:
             formats = timeformats.detect(text, sample, engine, table, name)
-            value = text.try_cast(utc)
+            # the engine's own cast, for ISO 8601 only: it also read 22/11/21 as the year 22
+            value = ibis.ifelse(text.re_search(timeformats.ISO_START), text.try_cast(utc), None)
             if formats is not None:  # ISO values still read as such
                 value = value.coalesce(timeformats.parse(text, formats, engine))
         parsed = ibis.cases((present, value), else_=ibis.null(utc))

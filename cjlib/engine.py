@@ -140,11 +140,18 @@ class Engine:
         return read(self, source, table=table)
 
     def forget_source(self, table: ir.Table) -> None:
-        """Drop the view a file read registered (``ibis_read_*``); the file is untouched."""
+        """Drop what reading a source registered: a file's view (``ibis_read_*``; the file is
+        untouched) or a DataFrame's in-memory table (``ibis_*_memtable_*``)."""
         with contextlib.suppress(Exception):
             name = table.get_name()
             if name.startswith("ibis_read_"):
                 self.con.drop_view(name, force=True)
+            elif "_memtable_" in name and name in self.con.list_tables():  # a query used it
+                if self.name == "duckdb":
+                    self.con.con.unregister(name)
+                else:
+                    self.con._session.catalog.dropTempView(name)
+                self.con._memtables.discard(table.op())  # registered again if used again
 
     # -- running ---------------------------------------------------------------------------------
     def to_pandas(self, expr: ir.Expr, *, limit: int | None = None) -> pd.DataFrame:

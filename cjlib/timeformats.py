@@ -36,8 +36,8 @@ def _with_times(dates: tuple[str, ...]) -> tuple[str, ...]:
 
 
 # two-digit years first: %Y would read "99" as the year 99 (a four-digit year never fits %y)
-DAY_FIRST = _with_times(("%d/%m/%y", "%d/%m/%Y", "%d.%m.%y", "%d.%m.%Y", "%d-%m-%Y"))
-MONTH_FIRST = _with_times(("%m/%d/%y", "%m/%d/%Y", "%m-%d-%Y"))
+DAY_FIRST = _with_times(("%d/%m/%y", "%d/%m/%Y", "%d.%m.%y", "%d.%m.%Y", "%d-%m-%y", "%d-%m-%Y"))
+MONTH_FIRST = _with_times(("%m/%d/%y", "%m/%d/%Y", "%m-%d-%y", "%m-%d-%Y"))
 # unambiguous however the rest is written: year first, or the month as a word
 NAMED = _with_times(
     ("%Y%m%d", "%Y/%m/%d", "%Y.%m.%d", "%d %b %Y", "%d-%b-%y", "%d-%b-%Y", "%b %d, %Y", "%b %d %Y",
@@ -83,19 +83,37 @@ def _java(fmt: str) -> str:
     return "".join(out)
 
 
+_FOUR_DIGITS = r"\d{4}"  # room for a four-digit year
+
+
 def parse(text: ir.StringValue, formats: tuple[str, ...], engine: Engine) -> ir.TimestampValue:
-    """``text`` read with the first of ``formats`` that fits (null when none does), as UTC."""
+    """``text`` read with the first of ``formats`` that fits (null when none does), as UTC.
+
+    A format with ``%Y`` reads only values holding a four-digit number: DuckDB's and Java's
+    four-digit year also takes one or two digits, so ``%Y.%m.%d`` read ``07.08.18`` as the year
+    7 and ``%d %b %Y`` read ``13 Mar 24`` as the year 24."""
     import ibis
 
     from cjlib.sqlfuncs import builtin
 
-    if engine.name == "duckdb":
-        fn = builtin(engine.name, "parse_time_any")
-        found = fn(text, ibis.literal(list(formats), "array<string>"))
-    else:
-        fn = builtin(engine.name, "parse_time")
-        each = [_pivot(fn(text, ibis.literal(_java(f))), f) for f in formats]
-        found = ibis.coalesce(*each) if len(each) > 1 else each[0]
+    four = text.re_search(_FOUR_DIGITS)
+    runs: list[tuple[bool, list[str]]] = []  # consecutive formats alike in needing four digits
+    for f in formats:
+        if runs and runs[-1][0] == ("%Y" in f):
+            runs[-1][1].append(f)
+        else:
+            runs.append(("%Y" in f, [f]))
+    each = []
+    for needs_year, fmts in runs:
+        if engine.name == "duckdb":
+            fn = builtin(engine.name, "parse_time_any")
+            found = fn(text, ibis.literal(fmts, "array<string>"))
+        else:
+            fn = builtin(engine.name, "parse_time")
+            parsed = [_pivot(fn(text, ibis.literal(_java(f))), f) for f in fmts]
+            found = ibis.coalesce(*parsed) if len(parsed) > 1 else parsed[0]
+        each.append(ibis.ifelse(four, found, ibis.null(found.type())) if needs_year else found)
+    found = ibis.coalesce(*each) if len(each) > 1 else each[0]
     return found.cast("timestamp('UTC')")
 
 
