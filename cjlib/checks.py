@@ -183,7 +183,7 @@ def coerce(
                 number = col.cast("float64")
             values[name] = number
             low, high, integer = spec.bounds.get(name, (None, None, False))
-            bad = ibis.literal(False)
+            bad = number.isinf()  # "inf" reads as a number but is no amount or score
             if low is not None:
                 bad = bad | (number < low)
             if high is not None:

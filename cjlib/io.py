@@ -258,8 +258,9 @@ def _load(
             raise SchemaError(
                 table,
                 None,
-                f"no rows left after filters (read {rows_read:,}; "
-                f"start={start}, end={end}, filters={dict(filters or {})})",
+                f"no rows left (read {rows_read:,}; "
+                + "".join(f"{n:,} {what}; " for what, n in dropped.items())
+                + f"start={start}, end={end}, filters={dict(filters or {})})",
             )
         t, n_dupes, notes = _duplicates(t, table, engine, duplicates, duplicate_keys, keep=keep)
         notes += [f"{column}: {n:,} {NOTES[kind]}" for (column, kind), n in counts["notes"].items()]
@@ -306,7 +307,12 @@ def _filtered(
     spec = spec_for(table)
     dropped: dict[str, int] = {}
     keys = [c for c in spec.required if spec.types[c] in ("id", "text", "timestamp")]
-    missing = engine.to_pandas(t.aggregate(**{c: t[c].isnull().sum() for c in keys}))
+    # each dropped row counted once, under the first key it lacks
+    lacks = {c: t[c].isnull() for c in keys}
+    for i, c in enumerate(keys):
+        for before in keys[:i]:
+            lacks[c] = lacks[c] & t[before].notnull()
+    missing = engine.to_pandas(t.aggregate(**{c: lacks[c].sum() for c in keys}))
     for c in keys:
         n = int(missing[c].iloc[0] or 0)
         if n:

@@ -316,10 +316,30 @@ def test_empty_after_filters(tiny_events, write_csv, engine):
     path = write_csv(tiny_events)
     _assert_clean_failure(engine, path,
                           lambda: cj.load_events(path, engine=engine, start="2027-01-01"),
-                          r"events: no rows left after filters \(read 12; start=2027-01-01")
+                          r"events: no rows left \(read 12; start=2027-01-01")
     _assert_clean_failure(engine, path,
                           lambda: cj.load_events(path, engine=engine, filters={"channel": "tv"}),
-                          r"events: no rows left after filters")
+                          r"events: no rows left \(read 12; start=None, end=None, "
+                          r"filters=\{'channel': 'tv'\}\)")
+    # emptied by rows without keys: the message says so; a row lacking two keys counts once
+    blank = tiny_events.head(2).assign(customer_id=None)
+    blank.loc[0, "event"] = None
+    path = write_csv(blank, "blank.csv")
+    _assert_clean_failure(engine, path, lambda: cj.load_events(path, engine=engine),
+                          r"events: no rows left \(read 2; 2 rows without customer_id; start")
+    path = write_csv(pd.concat([blank, tiny_events]), "some.csv")
+    loaded = cj.load_events(path, engine=engine)
+    assert loaded.report.dropped == {"rows without customer_id": 2}  # not + 1 without event
+    assert loaded.report.rows_read - loaded.report.rows_loaded == 2
+
+
+def test_infinite_revenue_is_refused(tiny_events, write_csv, engine):
+    """'inf' parses as a float but is no amount: out of range, like a negative revenue."""
+    bad = tiny_events.copy().astype({"revenue": object})
+    bad.loc[5, "revenue"] = "inf"
+    path = write_csv(bad)
+    _assert_clean_failure(engine, path, lambda: cj.load_events(path, engine=engine),
+                          r"events\.revenue: values out of range \(allowed: >= 0\) \(1 row\)")
 
 
 def test_filters_and_window(tiny_events, engine):
