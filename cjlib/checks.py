@@ -24,7 +24,26 @@ __all__ = [
     "number_from_text",
 ]
 
-_TZ_SUFFIX = r"\d:\d\d(:\d\d(\.\d+)?)?\s*(Z|z|[+-]\d\d(:?\d\d)?|UTC)$"
+_TZ_SUFFIX = r"\d:\d\d(:\d\d(\.\d+)?)?(\s*[AaPp][Mm])?\s*(Z|z|[+-]\d\d(:?\d\d)?|UTC)$"
+_OFFSET = r"\s*(Z|z|UTC|[+-]\d\d(:?\d\d)?)$"  # the zone part _TZ_SUFFIX ends with
+
+
+def _without_offset(text: ir.StringValue, engine: Engine) -> tuple[Any, Any]:
+    """(``text`` without a trailing zone, the zone's offset in microseconds) for values such as
+    ``13/03/2024 09:05 +02:00`` that the engine's ISO cast does not read; ISO values and values
+    without a zone come back as they are, with offset 0."""
+    import ibis
+
+    aware = text.re_search(_TZ_SUFFIX)
+    zone = ibis.ifelse(aware, text.re_extract(_OFFSET, 1), "")
+    digits = zone.re_replace(r"[^0-9]", "")
+    hours = ibis.ifelse(digits.length() >= 2, digits.substr(0, 2), "0").cast("int64")
+    minutes = ibis.ifelse(digits.length() >= 4, digits.substr(2, 2), "0").cast("int64")
+    sign = ibis.ifelse(zone.startswith("-"), -1, 1)
+    offset = sign * (hours * 60 + minutes) * 60_000_000
+    return ibis.ifelse(aware, text.re_replace(_OFFSET, ""), text), offset
+
+
 EXAMPLES = 5
 
 
@@ -34,7 +53,7 @@ def _timestamp_expr(col: ir.Column, table: str, name: str, engine: Engine, fmt: 
     Text is read as ISO 8601 by the engine's cast, as epoch numbers when it holds only those,
     and otherwise in the day-first, month-first, year-first (``20201101``) or named-month formats
     that :func:`cjlib.timeformats.detect` finds (``fmt``: one strptime format, given by the
-    user). Numbers are epoch seconds, milliseconds, microseconds or nanoseconds by magnitude,
+    user); a zone after those (``+02:00``, ``+0530``, ``Z``, ``UTC``) moves the value to UTC. Numbers are epoch seconds, milliseconds, microseconds or nanoseconds by magnitude,
     except integers from 19000101 to 21001231, which are dates written as ``YYYYMMDD``."""
     import ibis
 
@@ -53,14 +72,23 @@ def _timestamp_expr(col: ir.Column, table: str, name: str, engine: Engine, fmt: 
         text = col.strip()
         present = text.notnull() & (text != "")
         aware = present & text.re_search(_TZ_SUFFIX)
+        # other layouts may end with a zone too (13/03/2024 09:05 +02:00): read without it,
+        # then moved to UTC
+        base, offset = _without_offset(text, engine)
+
+        def local(formats: tuple[str, ...]) -> Any:
+            read = engine.epoch_us(timeformats.parse(base, formats, engine))
+            return engine.from_epoch_us(read - offset).cast(utc)
+
         if fmt is not None:
-            value = timeformats.parse(text, (timeformats.check_format(fmt),), engine)
+            value = local((timeformats.check_format(fmt),))
         else:
-            formats = timeformats.detect(text, sample, engine, table, name)
+            zoned = sample.str.replace(_OFFSET, "", regex=True)
+            formats = timeformats.detect(base, zoned, engine, table, name)
             # the engine's own cast, for ISO 8601 only: it also read 22/11/21 as the year 22
             value = ibis.ifelse(text.re_search(timeformats.ISO_START), text.try_cast(utc), None)
             if formats is not None:  # ISO values still read as such
-                value = value.coalesce(timeformats.parse(text, formats, engine))
+                value = value.coalesce(local(formats))
         parsed = ibis.cases((present, value), else_=ibis.null(utc))
         checks = {
             "unparseable": present & parsed.isnull(),

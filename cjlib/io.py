@@ -157,7 +157,8 @@ def load_table(
         How text timestamps are written, as a strptime format (``"%d/%m/%Y %H:%M"``). Default:
         ISO 8601 and epoch numbers are read as such, and day-first (``13/03/2024``,
         ``13.03.2024``), month-first (``03/13/2024 9:05 PM``) or named-month (``Mar 13, 2024``)
-        dates are recognised; a column whose days never exceed 12 is refused as ambiguous.
+        dates are recognised, with or without a zone after them (``+02:00``); a column whose
+        days never exceed 12 is refused as ambiguous.
     constants
         ``{column: value}``: columns the source lacks, with one value on every row. An order
         table (``customer_id, order_date, revenue``) loads as events with

@@ -90,3 +90,33 @@ def test_semicolon_csv_with_quotes_reads_the_same_on_spark(tmp_path, engine, spa
     pd.testing.assert_frame_equal(duck, spark, check_dtype=False)
     assert duck["note"][0] == 'said "hi"\nand left'
     assert duck["revenue"].tolist()[0] == 12.5
+
+
+@pytest.mark.parametrize("which", ["duckdb", "spark"])
+def test_zones_on_day_first_and_month_first_timestamps(which, request):
+    """A zone after a non-ISO date is read and the value moved to UTC (it was unreadable):
+    13/03/2024 09:05 +02:00 is 07:05 UTC; 03/13/2024 9:05 PM -05:00 is 02:05 UTC the next day
+    (21:05 + 5 h); +05:30 and UTC too. A zone given with timestamp_format's layout also
+    works, and a column mixing zoned and unzoned values is still refused."""
+    eng = request.getfixturevalue("engine" if which == "duckdb" else "spark_engine")
+
+    def load(values, **kw):
+        df = pd.DataFrame({"customer_id": ["a", "b"], "timestamp": values, "event": "x"})
+        got = cj.load_events(df, engine=eng, **kw).to_pandas().sort_values("customer_id")
+        return [str(t) for t in got["timestamp"]]
+
+    assert load(["13/03/2024 09:05 +02:00", "14.03.2024 09:05:00 +05:30"]) == [
+        "2024-03-13 07:05:00+00:00",
+        "2024-03-14 03:35:00+00:00",
+    ]
+    assert load(["03/13/2024 9:05 PM -05:00", "03/14/2024 1:05 AM UTC"]) == [
+        "2024-03-14 02:05:00+00:00",
+        "2024-03-14 01:05:00+00:00",
+    ]
+    fmt = {"timestamp_format": "%d/%m/%Y %H:%M"}
+    assert load(["13/03/2024 09:05 +0200", "14/03/2024 10:00 Z"], **fmt) == [
+        "2024-03-13 07:05:00+00:00",
+        "2024-03-14 10:00:00+00:00",
+    ]
+    with pytest.raises(SchemaError, match=r"mixes time-zone-naive and time-zone-aware"):
+        load(["13/03/2024 09:05", "14/03/2024 10:00 +02:00"])
