@@ -50,11 +50,12 @@ EXAMPLES = 5
 def _timestamp_expr(col: ir.Column, table: str, name: str, engine: Engine, fmt: str | None = None):
     """(parsed UTC timestamp, checks) for one column; checks are ``{label: bool expr}``.
 
-    Text is read as ISO 8601 by the engine's cast, as epoch numbers when it holds only those,
-    and otherwise in the day-first, month-first, year-first (``20201101``) or named-month formats
-    that :func:`cjlib.timeformats.detect` finds (``fmt``: one strptime format, given by the
-    user); a zone after those (``+02:00``, ``+0530``, ``Z``, ``UTC``) moves the value to UTC. Numbers are epoch seconds, milliseconds, microseconds or nanoseconds by magnitude,
-    except integers from 19000101 to 21001231, which are dates written as ``YYYYMMDD``."""
+    Text is read as ISO 8601 by the engine's cast, as epoch numbers when it holds only those, and
+    otherwise in the day-first, month-first, year-first (``20201101``) or named-month formats that
+    :func:`cjlib.timeformats.detect` finds (``fmt``: one strptime format, given by the user); a zone
+    after those (``+02:00``, ``+0530``, ``Z``, ``UTC``) moves the value to UTC. Numbers are epoch
+    seconds, milliseconds, microseconds or nanoseconds by magnitude, except integers from 19000101
+    to 21001231, which are dates written as ``YYYYMMDD``."""
     import ibis
 
     from cjlib import timeformats
