@@ -51,6 +51,28 @@ def test_trend_test_matches_r():
     assert np.isnan(trend_test([15], [30])[1])
 
 
+def test_cohort_trend_scores_by_calendar_week(engine):
+    """Entries in the weeks of 1 and 15 January 2024, none in the week between: the two cohorts
+    are two weeks apart, so the slope per cohort (week) is half the difference of the rates:
+    (8/10 - 2/10) / 2 = 0.3 (scored 0, 1 it was 0.6); the p-value of two groups does not depend
+    on the scores: R prop.test(c(2, 8), c(10, 10), correct = FALSE), by hand X-squared =
+    0.6^2 / (0.5 * 0.5 * 2 / 10) = 7.2 on 1 df, p = 0.007290."""
+    t0 = pd.Timestamp("2024-01-01 09:00", tz="UTC")  # a Monday
+    rows = []
+    for week, buyers in ((0, 2), (2, 8)):
+        for i in range(10):
+            cid, start = f"w{week}c{i}", t0 + pd.Timedelta(weeks=week)
+            rows.append((cid, start, "a"))
+            if i < buyers:
+                rows.append((cid, start + pd.Timedelta(hours=1), "b"))
+    df = pd.DataFrame(rows, columns=["customer_id", "timestamp", "event"])
+    res = funnels.funnel_trends(df, ["a", "b"], window="1D", min_size=1, engine=engine,
+                                as_of="2024-03-01")  # fmt: skip
+    assert list(res.table["converted"]) == [2, 8]
+    assert res.slope == pytest.approx(0.3)
+    assert res.p_value == pytest.approx(0.007290, abs=1e-6)
+
+
 def test_drivers_by_hand(engine):
     """Step 3 (C) of the toy funnel: a, d, e went on, b dropped (f dropped at step 2, g in
     progress). Events done up to reaching B, other than A's steps B and C: d did X (1 of 3

@@ -21,7 +21,8 @@ What is checked, and the rules the references encode:
    ``conversion`` with a Wilson interval at ``confidence``; ``incomplete`` when (cohort end, or
    the period end if earlier) + window > as_of (no window: that end > as_of); ``suppressed``
    when entrants < ``min_size`` (counts NA, rates NaN); ``slope``/``p_value`` from the
-   reference Cochran-Armitage over the complete, unsuppressed cohorts in time order.
+   reference Cochran-Armitage over the complete, unsuppressed cohorts, scored by their
+   calendar position (a week or month without a usable cohort leaves a gap).
 3. ``funnel().timing`` and ``funnel().km``: for step k (2..n) every unit that reached step k-1
    contributes the time from step k-1 to step k (an event) or to the end of its follow-up
    (censored): the first of as_of, the window end, the step's maximum gap and the exclusion
@@ -710,8 +711,8 @@ def trends_reference(log: Log, cfg: dict) -> tuple[pd.DataFrame, float, float]:
 
     Reading: a cohort has a row when at least one unit entered in it (no rows for empty
     weeks). Reading: the trend uses the complete cohorts that are not suppressed (a suppressed
-    cohort's counts are blank), scored 0..k-1 in time order as R's prop.trend.test(x, n) scores
-    the cohorts it is given (a skipped week does not leave a gap in the scores)."""
+    cohort's counts are blank), scored by calendar position (weeks or months since the first
+    of them), as the trends module doc says: an empty or suppressed week leaves a gap."""
     f = oracle_of(cfg, log)
     unit_kind = cfg.get("cohort", "week")
     window = us(cfg.get("window", "30D"))
@@ -745,8 +746,13 @@ def trends_reference(log: Log, cfg: dict) -> tuple[pd.DataFrame, float, float]:
                      suppressed))  # fmt: skip
     table = pd.DataFrame(rows, columns=TREND_COLS)
     done = table[~table["incomplete"] & ~table["suppressed"]]
+    starts = list(done["cohort"])
+    if unit_kind == "week":
+        scores = [(c - starts[0]).days // 7 for c in starts] if starts else []
+    else:
+        scores = [(c.year - starts[0].year) * 12 + c.month - starts[0].month for c in starts]
     slope, p = cochran_armitage([int(v) for v in done["converted"]],
-                                [int(v) for v in done["denominator"]])  # fmt: skip
+                                [int(v) for v in done["denominator"]], scores)  # fmt: skip
     return table, slope, p
 
 

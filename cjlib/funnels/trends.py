@@ -10,7 +10,8 @@ that comes first) plus the window is after ``as_of`` (with no window: that end i
 The trend over complete cohorts is the Cochran-Armitage test for a linear trend in proportions
 (Armitage 1955; R ``prop.trend.test``; with two cohorts it is the two-proportion chi-square
 test), with the slope (change in conversion, as a proportion, per cohort) from the weighted
-least-squares line it rests on.
+least-squares line it rests on. Cohorts are scored by their calendar position (week or month
+number), so a cohort without entrants, or suppressed, leaves a gap rather than closing it.
 """
 
 from __future__ import annotations
@@ -32,13 +33,14 @@ __all__ = ["TrendResult", "funnel_trends", "trend_test"]
 _UNITS = {"week": ("W", pd.Timedelta(days=7)), "month": ("M", None)}
 
 
-def trend_test(x, n) -> tuple[float, float]:
-    """``(slope, p_value)``: WLS slope of x/n on 0..k-1 (weights n) and the Cochran-Armitage
-    two-sided p-value (scores 0..k-1), as R ``prop.trend.test(x, n)``; a group with n = 0 is
-    left out and the others keep their scores, as there."""
+def trend_test(x, n, scores=None) -> tuple[float, float]:
+    """``(slope, p_value)``: WLS slope of x/n on the scores (weights n; default 0..k-1) and the
+    Cochran-Armitage two-sided p-value, as R ``prop.trend.test(x, n, score)``; a group with
+    n = 0 is left out and the others keep their scores, as there."""
     x, n = np.asarray(x, dtype=float), np.asarray(n, dtype=float)
     ok = n > 0
-    s = np.arange(len(n), dtype=float)[ok]
+    s = np.arange(len(n), dtype=float) if scores is None else np.asarray(scores, dtype=float)
+    s = s[ok]
     x, n = x[ok], n[ok]
     if len(n) < 2:
         return np.nan, np.nan
@@ -131,5 +133,8 @@ def funnel_trends(
     table.loc[table["suppressed"], cols] = pd.NA
     table.loc[table["suppressed"], rates] = np.nan
     done = table[~table["incomplete"] & ~table["suppressed"]]
-    slope, p = trend_test(done["converted"], done["denominator"])
+    # scored by calendar position: a week without entrants (or suppressed) leaves a gap
+    when = pd.DatetimeIndex(done["cohort"])
+    position = (when - when.min()).days // 7 if cohort == "week" else when.year * 12 + when.month
+    slope, p = trend_test(done["converted"], done["denominator"], scores=np.asarray(position))
     return TrendResult(table, cohort, slope, p)
