@@ -93,3 +93,28 @@ def test_example_parameter_files_name_real_parameters():
             cell = json.loads(nb_path.read_text())["cells"][1]
             declared |= {line.split(":", 1)[0] for line in "".join(cell["source"]).splitlines()}
         assert set(params) <= declared, f"{path.name}: unknown {sorted(set(params) - declared)}"
+
+
+def test_every_report_table_reaches_the_html():
+    """``report.table`` returns a styled table that Jupyter shows only as a cell's last
+    expression; elsewhere (inside an ``if``, before other statements) it must be wrapped in
+    ``display``. Five tables (RFM, segment funnels, NPS/CSAT by group, wave tests, comment
+    terms) were computed and never shown before this test."""
+    lost = []
+    for path in NOTEBOOKS:
+        for i, cell in enumerate(json.loads(path.read_text())["cells"]):
+            if cell["cell_type"] != "code":
+                continue
+            tree = ast.parse("".join(cell["source"]))
+            last = tree.body[-1] if tree.body else None
+            for node in ast.walk(tree):
+                call = node.value if isinstance(node, ast.Expr) else None
+                func = call.func if isinstance(call, ast.Call) else None
+                if (
+                    isinstance(func, ast.Attribute)
+                    and func.attr == "table"
+                    and getattr(func.value, "id", "") == "report"
+                    and node is not last
+                ):
+                    lost.append(f"{path.name} cell {i} line {node.lineno}")
+    assert not lost, f"report.table results never displayed: {lost}"
