@@ -510,8 +510,11 @@ def group_scores(answers: list[dict], min_size: int) -> dict:
         [float(x) for x in csat]
     )
     out["suppressed"] = out["respondents"] < min_size
-    if out["suppressed"]:
+    if out["suppressed"]:  # scores blank, and the answer counts that would give them back
         out.update(dict.fromkeys(SCORES, math.nan))
+        counts = ("responses", "nps_answers", "promoters", "detractors", "passives",
+                  "csat_answers", "csat_satisfied")  # fmt: skip
+        out.update(dict.fromkeys(counts, math.nan))
     return out
 
 
@@ -796,7 +799,9 @@ def oracle(ev: pd.DataFrame, sv: pd.DataFrame, opts: dict) -> dict[str, pd.DataF
         side[col] = side["stage"].map(st[col]).astype(float)
     # ``answers`` (undefined in the docs): every survey answer at the stage, as cjlib (also
     # those without a CSAT, though the map prints it next to the mean CSAT)
-    side["answers"] = side["stage"].map(st["responses"]).fillna(0).astype(int)
+    # documented: a suppressed group's counts are blank; a stage nobody answered at has 0
+    n_answers = side["stage"].map(st["responses"]).astype("Int64")
+    side["answers"] = n_answers.where(side["stage"].isin(st.index), 0)
     frames["stages"] = side
     frames["table"] = oracle_table(side)
     frames["metrics"] = oracle_metrics(ev, rows, answers, opts)

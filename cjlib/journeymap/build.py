@@ -256,7 +256,9 @@ def _stage_frame(furthest, with_events, slow, voc, actions, channels, pains, top
         st = voc.table("stage").set_index("stage")
         for col in cols:
             out[col] = out["stage"].map(st[col]).astype(float)
-        out["answers"] = out["stage"].map(st["responses"]).fillna(0).astype(int)
+        # no answers at a stage: 0; a suppressed stage's count stays blank
+        answers = out["stage"].map(st["responses"]).astype("Int64")
+        out["answers"] = answers.where(out["stage"].isin(st.index), 0)
     else:
         for col in cols:
             out[col] = np.nan
@@ -290,7 +292,9 @@ def _with_interval(x: float, low: float, high: float, spec: str, dash: str, n: s
 def _wide(s: pd.DataFrame) -> pd.DataFrame:
     cells = {}
     for _, r in s.iterrows():
-        answers = f"{r.answers:,} answer{'' if r.answers == 1 else 's'}"
+        answers = (  # a suppressed stage: its scores are blank, so no count is shown
+            "" if pd.isna(r.answers) else f"{r.answers:,} answer{'' if r.answers == 1 else 's'}"
+        )
         cells[r.stage] = [
             r.actions or "—",
             r.channels or "—",

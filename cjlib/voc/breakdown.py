@@ -29,6 +29,8 @@ __all__ = ["VocResult", "voc_scores", "prepare_surveys", "DIMENSIONS", "WAVES", 
 DIMENSIONS = ("stage", "touchpoint", "channel", "persona", "wave")
 WAVES = {"month": "%Y-%m", "quarter": None, "week": "%G-W%V", "year": "%Y"}
 NO_PERSONA = "(no persona)"
+_ANSWER_COUNTS = ["promoters", "passives", "detractors", "nps_answers", "csat_satisfied",
+                  "csat_answers", "responses"]  # fmt: skip
 SCORE_COLUMNS = [
     "nps",
     "nps_se",
@@ -211,6 +213,10 @@ def with_scores(df: pd.DataFrame, *, confidence: float, min_size: int) -> pd.Dat
     out["csat_mean"], out["csat_mean_low"], out["csat_mean_high"] = m["mean"], m["low"], m["high"]
     out["suppressed"] = out["respondents"] < min_size
     out.loc[out["suppressed"], SCORE_COLUMNS] = np.nan
+    # their answer counts too: promoters and detractors of a small group give its NPS back
+    parts = [c for c in _ANSWER_COUNTS if c in out.columns]
+    out[parts] = out[parts].astype("Int64")
+    out.loc[out["suppressed"], parts] = pd.NA
     return out.drop(columns=["csat_sum", "csat_sumsq"])
 
 
