@@ -152,13 +152,20 @@ def test_small_cells_suppressed_in_the_html(tmp_path):
         "import pandas as pd\nreport.setup(min_cell_size=k)\n"
         "df = pd.DataFrame({'segment': ['big', 'tiny'], 'customers': [250, 4],\n"
         "                   'rate': [0.61, 0.75]})\n"
+        "report.glue('table', df)\n"
         "report.table(df, percent=['rate'])",
     )
     folder = report.run_notebooks([nb], out=tmp_path / "r", run_id="s").folder
     html = (folder / "05_small.html").read_text()
     assert "&lt; 10" in html and "75.0%" not in html and "61.0%" in html and "250" in html
+    # results.json, shared with the HTML, holds the same: the small row blanked and flagged
+    glued = json.loads((folder / "05_small.results.json").read_text())["table"]
+    assert glued[1] == {"segment": "tiny", "customers": None, "rate": None, "suppressed": True}
+    assert glued[0]["customers"] == 250 and glued[0]["suppressed"] is False
     folder = report.run_notebooks([nb], out=tmp_path / "r", run_id="s3", parameters={"k": 3}).folder
     assert "75.0%" in (folder / "05_small.html").read_text()
+    glued = json.loads((folder / "05_small.results.json").read_text())["table"]
+    assert "suppressed" not in glued[0] and glued[1]["customers"] == 4  # nothing below 3
 
 
 def test_suppress_and_identifier_guard():

@@ -36,11 +36,22 @@ def jsonable(value: Any) -> Any:
 
 
 def glue(name: str, value: Any) -> None:
-    """Record ``value`` under ``name`` for the run's ``results.json`` (invisible in the HTML)."""
+    """Record ``value`` under ``name`` for the run's ``results.json`` (invisible in the HTML).
+
+    A DataFrame goes through the same privacy rule as :func:`cjlib.report.table` (rows counting
+    1 to ``min_cell_size - 1`` customers blanked and flagged ``suppressed``), unless the analyst
+    allowed row-level output: the run folder is shared with the HTML."""
     from IPython.display import display
+
+    from cjlib.report import display as shown
 
     if not isinstance(name, str) or not name:
         raise ValueError(f"glue name must be a non-empty string, got {name!r}")
+    if hasattr(value, "columns") and not shown.privacy()["allow_row_level"]:
+        blanked = shown.suppress(value)
+        if "suppressed" in blanked.columns and blanked["suppressed"].any():
+            before = value["suppressed"] if "suppressed" in value.columns else False
+            value = blanked.assign(suppressed=blanked["suppressed"] | before)
     display({GLUE_MIME: {"name": name, "value": jsonable(value)}}, raw=True)
 
 
