@@ -16,6 +16,31 @@ SHARED = ROOT.parent / "shared" / "datasets"
 Z95 = NormalDist().inv_cdf(0.975)
 
 
+class Shrinker:
+    """Delta debugging (Zeller & Hildebrandt 2002) for the oracle tests: ``ddmin(items, test)``
+    drops ever smaller chunks of ``items`` while ``test`` still fails; every pass shares one
+    budget of ``test`` calls, so shrinking a slow case stays bounded. ``nonempty``: never try
+    an empty list."""
+
+    def __init__(self, budget: int, *, nonempty: bool = False) -> None:
+        self.budget, self.calls, self.nonempty = budget, 0, nonempty
+
+    def ddmin(self, items: list, test) -> list:
+        size = max(len(items) // 2, 1)
+        while True:
+            i = 0
+            while i < len(items) and self.calls < self.budget:
+                trial = items[:i] + items[i + size :]
+                self.calls += 1
+                if (trial or not self.nonempty) and test(trial):
+                    items = trial
+                else:
+                    i += size
+            if size == 1 or self.calls >= self.budget:
+                return items
+            size //= 2
+
+
 def wilson_by_hand(k: float, n: float) -> tuple[float, float]:
     """95 % Wilson score interval from its formula (Wilson 1927), for the reference tests."""
     if n == 0:

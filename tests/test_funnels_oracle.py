@@ -34,6 +34,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import Shrinker
 from test_funnels import ROWS as TOY
 
 from cjlib.funnels import funnel
@@ -412,23 +413,7 @@ def differs(log: dict[str, list[Ev]], cfg: dict, engine) -> bool:
 def shrink(log: dict[str, list[Ev]], cfg: dict, engine, budget: int = 60):
     """Delta-debugging: drop chunks of customers, then chunks of each customer's events, while
     cjlib and the oracle still disagree."""
-    calls = 0
-
-    def ddmin(items: list, test) -> list:
-        nonlocal calls
-        size = max(len(items) // 2, 1)
-        while True:
-            i = 0
-            while i < len(items) and calls < budget:
-                trial = items[:i] + items[i + size :]
-                calls += 1
-                if test(trial):
-                    items = trial
-                else:
-                    i += size
-            if size == 1 or calls >= budget:
-                return items
-            size //= 2
+    ddmin = Shrinker(budget).ddmin
 
     keys = ddmin(list(log), lambda ks: differs({k: log[k] for k in ks}, cfg, engine))
     log = {k: log[k] for k in keys}
@@ -645,3 +630,14 @@ def hand_log(rows) -> dict[str, list[Ev]]:
 def test_oracle_reproduces_hand_counts(rows, cfg, want):
     got = oracle_table(hand_log(rows), cfg)
     assert {k: got[k] for k in want} == want
+
+
+def test_shrinker_finds_a_minimal_failing_subset():
+    """The oracles' delta debugging: the failure needs 7 and 13 together, so the shrunk list
+    is exactly those two; a budget of 3 test calls stops it early, with a failing list still."""
+    needs = lambda xs: 7 in xs and 13 in xs  # noqa: E731
+    assert Shrinker(200).ddmin(list(range(20)), needs) == [7, 13]
+    early = Shrinker(3).ddmin(list(range(20)), needs)
+    assert needs(early) and len(early) > 2
+    assert len(Shrinker(50, nonempty=True).ddmin([1, 2], lambda xs: True)) == 1  # never []
+    assert Shrinker(50).ddmin([1, 2], lambda xs: True) == []

@@ -61,6 +61,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import Shrinker
 from scipy.stats import chi2, norm
 
 from cjlib.funnels import (
@@ -719,23 +720,7 @@ def differs(case, cfg, engine, mismatches) -> bool:
 def shrink(case: dict[str, Cust], cfg: dict, engine, mismatches, budget: int = 40):
     """Delta debugging: drop chunks of customers, then of each customer's events, while cjlib
     and the reference still disagree."""
-    calls = 0
-
-    def ddmin(items: list, test) -> list:
-        nonlocal calls
-        size = max(len(items) // 2, 1)
-        while True:
-            i = 0
-            while i < len(items) and calls < budget:
-                trial = items[:i] + items[i + size :]
-                calls += 1
-                if test(trial):
-                    items = trial
-                else:
-                    i += size
-            if size == 1 or calls >= budget:
-                return items
-            size //= 2
+    ddmin = Shrinker(budget).ddmin
 
     keys = ddmin(list(case), lambda ks: differs({k: case[k] for k in ks}, cfg, engine,
                                                 mismatches))  # fmt: skip

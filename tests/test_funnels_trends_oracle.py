@@ -78,6 +78,7 @@ from statistics import NormalDist
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import Shrinker
 from scipy.stats import chi2
 
 from cjlib.funnels import INDUSTRY_REFERENCES, funnel, funnel_trends, stage_view
@@ -569,23 +570,7 @@ def frame_difference(got: pd.DataFrame, want: pd.DataFrame, p_cols=()) -> str | 
 def shrink(log: Log, fails, budget: int = 40) -> Log:
     """Delta debugging: drop chunks of customers, then of each customer's events, while the
     case still fails."""
-    calls = 0
-
-    def ddmin(items: list, test) -> list:
-        nonlocal calls
-        size = max(len(items) // 2, 1)
-        while True:
-            i = 0
-            while i < len(items) and calls < budget:
-                trial = items[:i] + items[i + size :]
-                calls += 1
-                if trial and test(trial):
-                    items = trial
-                else:
-                    i += size
-            if size == 1 or calls >= budget:
-                return items
-            size //= 2
+    ddmin = Shrinker(budget, nonempty=True).ddmin
 
     keys = ddmin(list(log), lambda ks: fails({k: log[k] for k in ks}))
     log = {k: log[k] for k in keys}
