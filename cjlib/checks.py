@@ -17,6 +17,7 @@ if TYPE_CHECKING:  # pragma: no cover
 
 __all__ = [
     "DECIMALS",
+    "check_decimal",
     "coerce",
     "check_pandas_timestamps",
     "validate",
@@ -28,13 +29,12 @@ _TZ_SUFFIX = r"\d:\d\d(:\d\d(\.\d+)?)?(\s*[AaPp][Mm])?\s*(Z|z|[+-]\d\d(:?\d\d)?|
 _OFFSET = r"\s*(Z|z|UTC|[+-]\d\d(:?\d\d)?)$"  # the zone part _TZ_SUFFIX ends with
 
 
-def _without_offset(text: ir.StringValue, engine: Engine) -> tuple[Any, Any]:
+def _without_offset(text: ir.StringValue, aware: ir.BooleanValue) -> tuple[Any, Any]:
     """(``text`` without a trailing zone, the zone's offset in microseconds) for values such as
-    ``13/03/2024 09:05 +02:00`` that the engine's ISO cast does not read; ISO values and values
-    without a zone come back as they are, with offset 0."""
+    ``13/03/2024 09:05 +02:00`` that the engine's ISO cast does not read; values without a zone
+    (``aware`` false) come back as they are, with offset 0."""
     import ibis
 
-    aware = text.re_search(_TZ_SUFFIX)
     zone = ibis.ifelse(aware, text.re_extract(_OFFSET, 1), "")
     digits = zone.re_replace(r"[^0-9]", "")
     hours = ibis.ifelse(digits.length() >= 2, digits.substr(0, 2), "0").cast("int64")
@@ -75,7 +75,7 @@ def _timestamp_expr(col: ir.Column, table: str, name: str, engine: Engine, fmt: 
         aware = present & text.re_search(_TZ_SUFFIX)
         # other layouts may end with a zone too (13/03/2024 09:05 +02:00): read without it,
         # then moved to UTC
-        base, offset = _without_offset(text, engine)
+        base, offset = _without_offset(text, aware)
 
         def local(formats: tuple[str, ...]) -> Any:
             read = engine.epoch_us(timeformats.parse(base, formats, engine))
@@ -147,13 +147,17 @@ DECIMALS = (".", ",")
 _COMMA_NUMBER = r"^[+-]?(\d+|\d{1,3}(\.\d{3})+)(,\d*)?([eE][+-]?\d+)?$"
 
 
+def check_decimal(decimal: str) -> None:
+    if decimal not in DECIMALS:
+        raise ValueError(f"decimal must be one of {list(DECIMALS)}, got {decimal!r}")
+
+
 def number_from_text(text: ir.StringValue, decimal: str = ".") -> ir.FloatingValue:
     """Text to float64 (null where it is no number). ``decimal=","``: decimal commas, with
     points (``1.234,75``) or spaces (``1 234,75``) grouping thousands."""
     import ibis
 
-    if decimal not in DECIMALS:
-        raise ValueError(f"decimal must be one of {list(DECIMALS)}, got {decimal!r}")
+    check_decimal(decimal)
     if decimal == ".":
         return text.try_cast("float64")
     plain = text.replace(" ", "").replace("\u00a0", "").replace("\u202f", "")

@@ -21,8 +21,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from cjlib.checks import (
-    DECIMALS,
     NOTES,
+    check_decimal,
     check_pandas_timestamps,
     coerce,
     infer_properties,
@@ -173,8 +173,7 @@ def load_table(
     spec = spec_for(table)
     if duplicates not in DUPLICATES:
         raise ValueError(f"duplicates must be one of {list(DUPLICATES)}, got {duplicates!r}")
-    if decimal not in DECIMALS:
-        raise ValueError(f"decimal must be one of {list(DECIMALS)}, got {decimal!r}")
+    check_decimal(decimal)  # before the source is read
     engine = engine or getattr(source, "engine", None) or get_engine()
     label = str(source) if isinstance(source, (str, Path)) else type(source).__name__
     if isinstance(source, pd.DataFrame):

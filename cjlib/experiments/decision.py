@@ -43,8 +43,8 @@ def _pval(p: float) -> str:
 def _effect(row: dict, m: Metric | None) -> str:
     """The lift with its interval or, when the control's value is 0 (no relative lift), the
     difference: in percentage points for proportions, in the metric's units otherwise."""
-    lift = row.get("lift", float("nan"))
-    if lift == lift or row.get("diff", float("nan")) != row.get("diff", float("nan")):
+    lift, diff = row.get("lift", float("nan")), row.get("diff", float("nan"))
+    if lift == lift or diff != diff:  # a lift to show, or no difference either
         return f"lift {_pct(lift)} (CI {_pct(row.get('lift_low'))} to {_pct(row.get('lift_high'))})"
     pts = m is not None and m.kind == "binary"
     scale, unit, fmt = (100, " pts", "+.2f") if pts else (1, "", "+.3g")
